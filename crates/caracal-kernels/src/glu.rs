@@ -1,0 +1,162 @@
+//! Gated linear units: SwiGLU `silu(a)·b` and GeGLU `gelu_tanh(a)·b`.
+//!
+//! Liger-Kernel (arXiv 2410.10989, §3.2; `ops/swiglu.py`, `ops/geglu.py`):
+//! the forward keeps nothing but its inputs; the backward recomputes the
+//! activation and writes both gradients in one pass:
+//! - SwiGLU: `db = dc·silu(a)`, `da = dc·b·(σ(a) + silu(a)·(1 − σ(a)))`.
+//! - GeGLU (tanh GELU, `t = tanh(√(2/π)(a + 0.044715a³))`):
+//!   `da = dc·b·[½(1+t) + ½a(1−t²)√(2/π)(1 + 3·0.044715a²)]`.
+
+use crate::cpu::{self, check_float};
+use crate::real::Real;
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use caracal_core::{Error, Result};
+use rayon::prelude::*;
+
+/// Elements per rayon task.
+const GRAIN: usize = 1 << 14;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gate {
+    Silu,
+    GeluTanh,
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_C: f64 = 0.044_715;
+
+impl Gate {
+    /// The activation and its derivative at `a`.
+    #[inline]
+    fn act_and_grad<R: Real>(self, a: R) -> (R, R) {
+        match self {
+            Gate::Silu => {
+                let s = a.sigmoid();
+                let silu = a * s;
+                (silu, s + silu * (R::one() - s))
+            }
+            Gate::GeluTanh => {
+                let half = R::lit(0.5);
+                let k = R::lit(SQRT_2_OVER_PI);
+                let c = R::lit(GELU_C);
+                let t = (k * (a + c * a * a * a)).tanh();
+                let act = half * a * (R::one() + t);
+                let d = half * (R::one() + t)
+                    + half * a * (R::one() - t * t) * k * (R::one() + R::lit(3.0) * c * a * a);
+                (act, d)
+            }
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Gate::Silu => "swiglu",
+            Gate::GeluTanh => "geglu",
+        }
+    }
+}
+
+struct GluOp(Gate);
+
+fn forward<R: Real>(gate: Gate, a: &[R], b: &[R]) -> Vec<R> {
+    let mut out = vec![R::zero(); a.len()];
+    out.par_chunks_mut(GRAIN)
+        .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)))
+        .for_each(|(o, (a, b))| {
+            for i in 0..o.len() {
+                o[i] = gate.act_and_grad(a[i]).0 * b[i];
+            }
+        });
+    out
+}
+
+fn backward<R: Real>(gate: Gate, a: &[R], b: &[R], dc: &[R]) -> (Vec<R>, Vec<R>) {
+    let mut da = vec![R::zero(); a.len()];
+    let mut db = vec![R::zero(); a.len()];
+    da.par_chunks_mut(GRAIN)
+        .zip(db.par_chunks_mut(GRAIN))
+        .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)).zip(dc.par_chunks(GRAIN)))
+        .for_each(|((da, db), ((a, b), dc))| {
+            for i in 0..da.len() {
+                let (act, d) = gate.act_and_grad(a[i]);
+                db[i] = dc[i] * act;
+                da[i] = dc[i] * b[i] * d;
+            }
+        });
+    (da, db)
+}
+
+impl CustomOp2 for GluOp {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dt = s1.dtype();
+        crate::dispatch_real!(dt, R => {
+            let a = cpu::read::<R>(s1, l1)?;
+            let b = cpu::read::<R>(s2, l2)?;
+            Ok((cpu::write(forward(self.0, &a, &b), dt)?, l1.shape().clone()))
+        })
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, dc: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dt = a.dtype();
+        crate::dispatch_real!(dt, R => {
+            let av = cpu::tensor_read::<R>(a)?;
+            let bv = cpu::tensor_read::<R>(b)?;
+            let dcv = cpu::tensor_read::<R>(dc)?;
+            let (da, db) = backward(self.0, &av, &bv, &dcv);
+            Ok((
+                Some(cpu::tensor_from(da, a.shape(), dt)?),
+                Some(cpu::tensor_from(db, b.shape(), dt)?),
+            ))
+        })
+    }
+}
+
+fn apply(gate: Gate, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let op = gate.name();
+    check_float(op, "a", a.dtype())?;
+    if a.dims() != b.dims() || a.dtype() != b.dtype() {
+        return Err(Error::invalid(format!(
+            "{op}: a is {:?} {:?} but b is {:?} {:?}; both halves must have the same shape and dtype",
+            a.dims(),
+            a.dtype(),
+            b.dims(),
+            b.dtype()
+        )));
+    }
+    crate::ensure_cpu(op, a)?;
+    Ok(a.apply_op2(b, GluOp(gate))?)
+}
+
+/// `silu(a)·b` with a fused backward.
+pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    apply(Gate::Silu, a, b)
+}
+
+/// `gelu_tanh(a)·b` with a fused backward.
+pub fn geglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    apply(Gate::GeluTanh, a, b)
+}
+
+/// References composed of plain candle ops (autograd through candle).
+pub mod reference {
+    use candle_core::{Result, Tensor};
+
+    /// `silu(a)·b` as `a·σ(a)·b`, with σ built from `exp`.
+    pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let sig = (a.neg()?.exp()? + 1.0)?.recip()?;
+        (a * sig)? * b
+    }
+
+    /// `½a(1 + tanh(√(2/π)(a + 0.044715a³)))·b`.
+    pub fn geglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let cube = ((a * a)? * a)?;
+        let inner = ((a + (cube * super::GELU_C)?)? * super::SQRT_2_OVER_PI)?;
+        let g = ((inner.tanh()? + 1.0)? * a)?.affine(0.5, 0.0)?;
+        g * b
+    }
+}
