@@ -1,1 +1,65 @@
-fn main() {}
+//! `caracal`: one command over the caracal library crates. Each subcommand
+//! runs on embedded defaults when given no input.
+
+mod alloc;
+mod bench;
+mod cmd;
+mod report;
+
+use clap::{Parser, Subcommand};
+
+/// Count every heap allocation so benchmarks can report peak bytes.
+#[global_allocator]
+static GLOBAL: alloc::Counting = alloc::Counting;
+
+#[derive(Parser)]
+#[command(
+    name = "caracal",
+    version,
+    about = "Eight LinkedIn ML systems in one Rust toolkit: fused training kernels, \
+             log-affine models, graph learning, and more.",
+    long_about = None
+)]
+struct Cli {
+    /// Worker threads for parallel loops (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every capability on embedded defaults and write report/index.html
+    /// and report/summary.json.
+    Tour(cmd::tour::TourArgs),
+    /// Benchmarks, measured side by side in one run.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+    /// Log-affine models fitted by iterative proportional scaling.
+    #[command(subcommand)]
+    Loglin(cmd::loglin::LoglinCmd),
+    /// Dependency graphs from non-Gaussian data.
+    #[command(subcommand)]
+    Graph(cmd::graph::GraphCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("error: cannot set {n} threads: {e}");
+            std::process::exit(2);
+        }
+    }
+    let res = match cli.cmd {
+        Command::Tour(a) => cmd::tour::run(a),
+        Command::Bench(b) => bench::run(b),
+        Command::Loglin(c) => cmd::loglin::run(c),
+        Command::Graph(c) => cmd::graph::run(c),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,26 @@
+//! `caracal bench ...`: side-by-side measurements in one run, medians and
+//! peak allocated bytes.
+
+pub mod graph;
+pub mod kernels;
+pub mod loglin;
+pub mod timing;
+
+/// Which benchmark to run.
+#[derive(clap::Subcommand)]
+pub enum BenchCmd {
+    /// Fused kernels vs candle-composed references (forward+backward).
+    Kernels(kernels::KernelBenchArgs),
+    /// Log-affine model fitting algorithms.
+    Loglin(loglin::LoglinBenchArgs),
+    /// Graphical lasso and graph learning.
+    Graph(graph::GraphBenchArgs),
+}
+
+pub fn run(b: BenchCmd) -> anyhow::Result<()> {
+    match b {
+        BenchCmd::Kernels(a) => kernels::run(a),
+        BenchCmd::Loglin(a) => loglin::run(a),
+        BenchCmd::Graph(a) => graph::run(a),
+    }
+}

@@ -1,0 +1,38 @@
+//! `caracal tour`: every capability on embedded defaults, one report.
+
+use crate::report::Report;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of `caracal tour`.
+#[derive(clap::Args)]
+pub struct TourArgs {
+    /// Folder for index.html and summary.json.
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+}
+
+type Section = fn(&mut Report) -> anyhow::Result<()>;
+
+/// Run each capability's tour section in turn and write the report.
+pub fn run(a: TourArgs) -> anyhow::Result<()> {
+    let mut report = Report::new(&a.out);
+    let sections: [(&str, Section); 3] = [
+        ("kernels", crate::bench::kernels::tour),
+        ("loglinear", crate::cmd::loglin::tour),
+        ("graph", crate::cmd::graph::tour),
+    ];
+    for (name, f) in sections {
+        let t = Instant::now();
+        eprintln!("tour: {name} ...");
+        f(&mut report).map_err(|e| e.context(format!("tour section `{name}`")))?;
+        eprintln!("tour: {name} done in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    report.write()?;
+    println!(
+        "wrote {} and {}",
+        a.out.join("index.html").display(),
+        a.out.join("summary.json").display()
+    );
+    Ok(())
+}
