@@ -67,7 +67,11 @@ pub fn ndcg_at_k(relevance: &[f64], scores: &[f64], k: usize) -> Result<f64> {
     let mut ideal: Vec<usize> = (0..scores.len()).collect();
     ideal.sort_by(|&a, &b| relevance[b].total_cmp(&relevance[a]));
     let idcg = dcg(&ideal);
-    Ok(if idcg > 0.0 { dcg(&by_score) / idcg } else { 0.0 })
+    Ok(if idcg > 0.0 {
+        dcg(&by_score) / idcg
+    } else {
+        0.0
+    })
 }
 
 /// Kendall's tau-b, which corrects for ties in either ranking.

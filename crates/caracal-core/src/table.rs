@@ -27,7 +27,9 @@ impl Table {
     /// Parse CSV text with a header row; `source` names it in messages.
     pub fn from_reader(r: impl std::io::Read, source: impl AsRef<Path>) -> Result<Table> {
         let source = source.as_ref().to_path_buf();
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(r);
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(r);
         let names: Vec<String> = rdr
             .headers()
             .map_err(|e| Error::file(&source, format!("cannot read the header row: {e}")))?
@@ -104,6 +106,9 @@ mod tests {
         let e = t.f64s("b").unwrap_err().to_string();
         assert!(e.contains("row 2, column `b`"), "{e}");
         let e = t.text("c").unwrap_err().to_string();
-        assert!(e.contains("column `c` is missing") && e.contains("a, b"), "{e}");
+        assert!(
+            e.contains("column `c` is missing") && e.contains("a, b"),
+            "{e}"
+        );
     }
 }

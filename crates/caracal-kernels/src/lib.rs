@@ -36,7 +36,15 @@ pub mod fused_linear_ce;
 pub mod fused_linear_jsd;
 pub mod jsd;
 
+pub use cross_entropy::{cross_entropy, CeOptions, CeOutput, Reduction};
+pub use divergence::{kl_div, tvd, KlReduction};
+pub use fused_linear_ce::{fused_linear_cross_entropy, FlceOptions};
+pub use fused_linear_jsd::{fused_linear_jsd, FljsdOptions};
 pub use glu::{geglu, swiglu};
+pub use jsd::jsd;
+pub use layer_norm::layer_norm;
+pub use rms_norm::{rms_norm, CastingMode};
+pub use rope::rope;
 
 use candle_core::Tensor;
 use caracal_core::{Error, Result};

@@ -31,7 +31,7 @@ pub fn check_close(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64
         if !ok {
             bad += 1;
             let excess = (a - b).abs() - (atol + rtol * b.abs());
-            if !(excess <= worst.1) {
+            if excess > worst.1 || excess.is_nan() {
                 worst = (i, excess);
             }
         }

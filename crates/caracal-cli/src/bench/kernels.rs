@@ -69,26 +69,217 @@ fn fwd_bwd(y: Tensor) -> Result<()> {
     Ok(())
 }
 
-fn swiglu_case(scale: Scale) -> Result<Case> {
+fn targets(seed: u64, n: usize, v: usize) -> Result<Tensor> {
+    let mut rng = caracal_core::Rng::new(seed);
+    let t: Vec<u32> = (0..n).map(|_| rng.below(v) as u32).collect();
+    Ok(Tensor::from_vec(t, n, &candle_core::Device::Cpu)?)
+}
+
+fn glu_case(scale: Scale, op: &'static str) -> Result<Case> {
     let shape = match scale {
         Scale::Full => [8192, 11008],
         Scale::Small => [1024, 2816],
     };
     let (a, b) = (var(1, &shape)?, var(2, &shape)?);
     let (a2, b2) = (a.clone(), b.clone());
+    let gelu = op == "geglu";
     Ok(Case {
-        op: "swiglu",
+        op,
         shape: format!("{shape:?}"),
-        fused: Box::new(move || fwd_bwd(caracal_kernels::swiglu(&a, &b)?)),
+        fused: Box::new(move || {
+            let y = if gelu {
+                caracal_kernels::geglu(&a, &b)?
+            } else {
+                caracal_kernels::swiglu(&a, &b)?
+            };
+            fwd_bwd(y)
+        }),
         reference: Box::new(move || {
-            fwd_bwd(caracal_kernels::glu::reference::swiglu(&a2, &b2)?)
+            use caracal_kernels::glu::reference as r;
+            let y = if gelu {
+                r::geglu(&a2, &b2)?
+            } else {
+                r::swiglu(&a2, &b2)?
+            };
+            fwd_bwd(y)
+        }),
+    })
+}
+
+fn swiglu_case(scale: Scale) -> Result<Case> {
+    glu_case(scale, "swiglu")
+}
+
+fn geglu_case(scale: Scale) -> Result<Case> {
+    glu_case(scale, "geglu")
+}
+
+fn norm_shape(scale: Scale) -> [usize; 2] {
+    match scale {
+        Scale::Full => [8192, 4096],
+        Scale::Small => [1024, 1024],
+    }
+}
+
+fn rms_norm_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::rms_norm::{reference, rms_norm, CastingMode};
+    let shape = norm_shape(scale);
+    let (x, w) = (var(1, &shape)?, var(2, &shape[1..])?);
+    let (x2, w2) = (x.clone(), w.clone());
+    Ok(Case {
+        op: "rms_norm",
+        shape: format!("{shape:?}"),
+        fused: Box::new(move || fwd_bwd(rms_norm(&x, &w, 1e-6, 0.0, CastingMode::Llama)?)),
+        reference: Box::new(move || {
+            fwd_bwd(reference::rms_norm(&x2, &w2, 1e-6, 0.0, CastingMode::Llama)?)
+        }),
+    })
+}
+
+fn layer_norm_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::layer_norm::{layer_norm, reference};
+    let shape = norm_shape(scale);
+    let (x, w, b) = (var(1, &shape)?, var(2, &shape[1..])?, var(3, &shape[1..])?);
+    let (x2, w2, b2) = (x.clone(), w.clone(), b.clone());
+    Ok(Case {
+        op: "layer_norm",
+        shape: format!("{shape:?}"),
+        fused: Box::new(move || fwd_bwd(layer_norm(&x, &w, &b, 1e-5)?)),
+        reference: Box::new(move || fwd_bwd(reference::layer_norm(&x2, &w2, &b2, 1e-5)?)),
+    })
+}
+
+/// HF rotary tables for `t` positions and head dim `d` (theta 10000).
+fn rope_tables(t: usize, d: usize) -> Result<(Tensor, Tensor)> {
+    let half = d / 2;
+    let mut ang = Vec::with_capacity(t * d);
+    for p in 0..t {
+        for j in 0..d {
+            let inv = 1.0 / 10000f64.powf(2.0 * (j % half) as f64 / d as f64);
+            ang.push((p as f64 * inv) as f32);
+        }
+    }
+    let ang = Tensor::from_vec(ang, (t, d), &candle_core::Device::Cpu)?;
+    Ok((ang.cos()?, ang.sin()?))
+}
+
+fn rope_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::rope::{reference, rope};
+    let (b, hq, hk, t, d) = match scale {
+        Scale::Full => (4, 32, 8, 1024, 128),
+        Scale::Small => (1, 8, 2, 256, 64),
+    };
+    let (q, k) = (var(1, &[b, hq, t, d])?, var(2, &[b, hk, t, d])?);
+    let (cos, sin) = rope_tables(t, d)?;
+    let (q2, k2, cos2, sin2) = (q.clone(), k.clone(), cos.clone(), sin.clone());
+    let both = |(q, k): (Tensor, Tensor)| -> Result<()> {
+        let g = (q.sum_all()? + k.sum_all()?)?.backward()?;
+        std::hint::black_box(g);
+        Ok(())
+    };
+    Ok(Case {
+        op: "rope",
+        shape: format!("q[{b},{hq},{t},{d}] k[{b},{hk},{t},{d}]"),
+        fused: Box::new(move || both(rope(&q, &k, &cos, &sin)?)),
+        reference: Box::new(move || both(reference::rope(&q2, &k2, &cos2, &sin2)?)),
+    })
+}
+
+fn ce_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::cross_entropy::{cross_entropy, reference, CeOptions};
+    let (n, v) = match scale {
+        Scale::Full => (4096, 128256),
+        Scale::Small => (512, 32000),
+    };
+    let z = var(1, &[n, v])?;
+    let y = targets(2, n, v)?;
+    let (z2, y2) = (z.clone(), y.clone());
+    let o = CeOptions::default();
+    let o2 = o.clone();
+    Ok(Case {
+        op: "ce",
+        shape: format!("[{n}, {v}]"),
+        fused: Box::new(move || fwd_bwd(cross_entropy(&z, &y, &o)?.loss)),
+        reference: Box::new(move || fwd_bwd(reference::cross_entropy(&z2, &y2, &o2)?.loss)),
+    })
+}
+
+fn flce_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::fused_linear_ce::{fused_linear_cross_entropy, reference, FlceOptions};
+    let (bt, h, v) = match scale {
+        Scale::Full => (4096, 2048, 128256),
+        Scale::Small => (512, 512, 32000),
+    };
+    let x = var(1, &[bt, h])?;
+    let w = Var::from_tensor(&randn(2, &[v, h], 0.02, DType::F32)?)?;
+    let y = targets(3, bt, v)?;
+    let (x2, w2, y2) = (x.clone(), w.clone(), y.clone());
+    let o = FlceOptions::default();
+    let o2 = o.clone();
+    Ok(Case {
+        op: "flce",
+        shape: format!("BT={bt} H={h} V={v}"),
+        fused: Box::new(move || fwd_bwd(fused_linear_cross_entropy(&x, &w, None, &y, &o)?.loss)),
+        reference: Box::new(move || {
+            fwd_bwd(reference::fused_linear_cross_entropy(&x2, &w2, None, &y2, &o2)?.loss)
+        }),
+    })
+}
+
+fn log_probs(seed: u64, n: usize, v: usize) -> Result<Tensor> {
+    let z = randn(seed, &[n, v], 1.0, DType::F32)?;
+    Ok(caracal_kernels::fused_linear_jsd::reference::log_softmax(&z)?)
+}
+
+fn jsd_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::jsd::{jsd, reference};
+    let (n, v) = match scale {
+        Scale::Full => (4096, 32000),
+        Scale::Small => (512, 8000),
+    };
+    let q = Var::from_tensor(&log_probs(1, n, v)?)?;
+    let p = log_probs(2, n, v)?;
+    let (q2, p2) = (q.clone(), p.clone());
+    Ok(Case {
+        op: "jsd",
+        shape: format!("[{n}, {v}]"),
+        fused: Box::new(move || fwd_bwd(jsd(&q, &p, 0.5, -100, None)?)),
+        reference: Box::new(move || fwd_bwd(reference::jsd(&q2, &p2, 0.5, -100, None)?)),
+    })
+}
+
+fn kl_div_case(scale: Scale) -> Result<Case> {
+    use caracal_kernels::divergence::{kl_div, reference, KlReduction};
+    let (n, v) = match scale {
+        Scale::Full => (4096, 32000),
+        Scale::Small => (512, 8000),
+    };
+    let x = Var::from_tensor(&log_probs(1, n, v)?)?;
+    let y = log_probs(2, n, v)?.exp()?;
+    let (x2, y2) = (x.clone(), y.clone());
+    Ok(Case {
+        op: "kl_div",
+        shape: format!("[{n}, {v}]"),
+        fused: Box::new(move || fwd_bwd(kl_div(&x, &y, false, KlReduction::Batchmean)?)),
+        reference: Box::new(move || {
+            fwd_bwd(reference::kl_div(&x2, &y2, false, KlReduction::Batchmean)?)
         }),
     })
 }
 
 type CaseFn = fn(Scale) -> Result<Case>;
 
-const CASES: &[(&str, CaseFn)] = &[("swiglu", swiglu_case)];
+const CASES: &[(&str, CaseFn)] = &[
+    ("flce", flce_case),
+    ("ce", ce_case),
+    ("rms_norm", rms_norm_case),
+    ("layer_norm", layer_norm_case),
+    ("swiglu", swiglu_case),
+    ("geglu", geglu_case),
+    ("rope", rope_case),
+    ("jsd", jsd_case),
+    ("kl_div", kl_div_case),
+];
 
 /// Measure the selected cases; rows come in (fused, reference) pairs.
 pub fn measure_cases(scale: Scale, reps: usize, only: &[String]) -> Result<Vec<Row>> {
@@ -202,10 +393,21 @@ pub fn tour(report: &mut Report) -> Result<()> {
          ops, small shapes, median of 3 runs. Full shapes: <code>caracal bench kernels</code>.</p>",
     );
     html.push_str(&report::table(
-        &["op", "shape", "fused ms", "reference ms", "speed-up", "fused peak / reference peak"],
+        &[
+            "op",
+            "shape",
+            "fused ms",
+            "reference ms",
+            "speed-up",
+            "fused peak / reference peak",
+        ],
         &table,
     ));
-    html.push_str(&report::bar_chart("Speed-up over the candle reference", "x faster", &bars)?);
+    html.push_str(&report::bar_chart(
+        "Speed-up over the candle reference",
+        "x faster",
+        &bars,
+    )?);
     report.add(
         "kernels",
         "Fused training kernels (Liger-Kernel)",

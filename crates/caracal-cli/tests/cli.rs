@@ -1,0 +1,68 @@
+//! The `caracal` binary as a user meets it.
+
+use std::process::Command;
+
+fn caracal(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_caracal"))
+        .args(args)
+        .output()
+        .expect("the caracal binary runs")
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = caracal(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["tour", "bench", "loglin", "graph"] {
+        assert!(text.contains(sub), "--help lacks `{sub}`:\n{text}");
+    }
+}
+
+#[test]
+fn cuda_without_the_feature_says_how_to_build_it() {
+    let out = caracal(&["bench", "kernels", "--device", "cuda"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features cuda"), "{err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one-sentence error expected: {err}"
+    );
+}
+
+#[test]
+fn unknown_kernel_op_is_a_clear_error() {
+    let out = caracal(&["bench", "kernels", "--ops", "nope", "--scale", "small"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown op `nope`") && err.contains("swiglu"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bench_kernels_json_has_the_documented_fields() {
+    let out = caracal(&[
+        "bench", "kernels", "--ops", "swiglu", "--scale", "small", "--reps", "1", "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        for f in ["op", "shape", "impl", "ms_median", "peak_bytes"] {
+            assert!(r.get(f).is_some(), "row lacks `{f}`: {r}");
+        }
+        assert!(r["ms_median"].as_f64().unwrap() > 0.0);
+        assert!(r["peak_bytes"].as_u64().unwrap() > 0);
+    }
+    assert_eq!(rows[0]["impl"], "fused");
+    assert_eq!(rows[1]["impl"], "candle-reference");
+}
