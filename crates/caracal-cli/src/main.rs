@@ -42,12 +42,24 @@ enum Command {
     /// Dependency graphs from non-Gaussian data.
     #[command(subcommand)]
     Graph(cmd::graph::GraphCmd),
+    /// Causal language models: train, evaluate, generate.
+    #[command(subcommand)]
+    Lm(cmd::lm::LmCmd),
+    /// LiGR transformer ranking: simulate, train, evaluate, scaling.
+    #[command(subcommand)]
+    Rank(cmd::rank::RankCmd),
+    /// Data-driven attribution of marketing conversions.
+    #[command(subcommand)]
+    Attribution(cmd::attribution::AttributionCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             eprintln!("error: cannot set {n} threads: {e}");
             std::process::exit(2);
         }
@@ -57,6 +69,9 @@ fn main() {
         Command::Bench(b) => bench::run(b),
         Command::Loglin(c) => cmd::loglin::run(c),
         Command::Graph(c) => cmd::graph::run(c),
+        Command::Lm(c) => cmd::lm::run(c),
+        Command::Rank(c) => cmd::rank::run(c),
+        Command::Attribution(c) => cmd::attribution::run(c),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

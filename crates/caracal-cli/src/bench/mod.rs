@@ -4,7 +4,9 @@
 pub mod graph;
 pub mod kernels;
 pub mod loglin;
+pub mod rank_serve;
 pub mod timing;
+pub mod train;
 
 /// Which benchmark to run.
 #[derive(clap::Subcommand)]
@@ -15,6 +17,10 @@ pub enum BenchCmd {
     Loglin(loglin::LoglinBenchArgs),
     /// Graphical lasso and graph learning.
     Graph(graph::GraphBenchArgs),
+    /// Training a Llama-family model with fused vs reference kernels.
+    Train(train::TrainBenchArgs),
+    /// LiGR serving: history computed once vs per-candidate recomputation.
+    RankServe(rank_serve::RankServeBenchArgs),
 }
 
 pub fn run(b: BenchCmd) -> anyhow::Result<()> {
@@ -22,5 +28,7 @@ pub fn run(b: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Kernels(a) => kernels::run(a),
         BenchCmd::Loglin(a) => loglin::run(a),
         BenchCmd::Graph(a) => graph::run(a),
+        BenchCmd::Train(a) => train::run(a),
+        BenchCmd::RankServe(a) => rank_serve::run(a),
     }
 }

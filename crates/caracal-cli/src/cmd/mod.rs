@@ -1,5 +1,8 @@
 //! One module per subcommand family.
 
+pub mod attribution;
 pub mod graph;
+pub mod lm;
 pub mod loglin;
+pub mod rank;
 pub mod tour;

@@ -17,8 +17,11 @@ type Section = fn(&mut Report) -> anyhow::Result<()>;
 /// Run each capability's tour section in turn and write the report.
 pub fn run(a: TourArgs) -> anyhow::Result<()> {
     let mut report = Report::new(&a.out);
-    let sections: [(&str, Section); 3] = [
+    let sections: [(&str, Section); 6] = [
         ("kernels", crate::bench::kernels::tour),
+        ("models", crate::cmd::lm::tour),
+        ("rank", crate::cmd::rank::tour),
+        ("attribution", crate::cmd::attribution::tour),
         ("loglinear", crate::cmd::loglin::tour),
         ("graph", crate::cmd::graph::tour),
     ];

@@ -1,0 +1,143 @@
+//! Scaled dot-product attention (Vaswani et al., "Attention Is All You
+//! Need", 2017, eq. 1): `softmax(QKᵀ/√d + M)·V`, with grouped-query
+//! attention (Ainslie et al., 2023) by repeating K/V heads.
+//!
+//! Built from candle ops, so candle's autograd differentiates it.
+
+use candle_core::{DType, Tensor, D};
+use caracal_core::{Error, Result};
+
+/// Repeat each of the `Hk` key/value heads `n_rep` times: `[B, Hk, T, D]` →
+/// `[B, Hk·n_rep, T, D]` (GQA).
+pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, hk, t, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?
+        .broadcast_as((b, hk, n_rep, t, d))?
+        .reshape((b, hk * n_rep, t, d))?)
+}
+
+/// `softmax(q·kᵀ·scale + mask)·v`.
+///
+/// - `q`: `[B, Hq, Tq, D]`; `k`, `v`: `[B, Hk, Tk, D]` with `Hq` a multiple
+///   of `Hk`.
+/// - `mask`: optional additive mask broadcastable to `[B, Hq, Tq, Tk]`
+///   (0 where allowed, `-inf` or a large negative number where not).
+/// - `scale`: usually `1/√D`.
+///
+/// The softmax runs in f32 for low-precision inputs; a row whose keys are
+/// all masked gives zeros rather than NaN.
+pub fn scaled_dot_product_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, hq, _tq, d) = q.dims4()?;
+    let (bk, hk, tk, dk) = k.dims4()?;
+    if bk != b || dk != d || v.dims() != k.dims() || hk == 0 || hq % hk != 0 {
+        return Err(Error::invalid(format!(
+            "attention: q is {:?}, k is {:?}, v is {:?}; expected q [B,Hq,Tq,D] and k, v [B,Hk,Tk,D] with Hq a multiple of Hk",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )));
+    }
+    let n_rep = hq / hk;
+    let k = repeat_kv(k, n_rep)?.contiguous()?;
+    let v = repeat_kv(v, n_rep)?.contiguous()?;
+    let dt = q.dtype();
+    let up = |t: &Tensor| -> Result<Tensor> {
+        Ok(if dt == DType::F64 { t.clone() } else { t.to_dtype(DType::F32)? })
+    };
+    let mut att = (up(&q.contiguous()?)?.matmul(&up(&k)?.t()?)? * scale)?;
+    if let Some(m) = mask {
+        att = att.broadcast_add(&up(m)?)?;
+    }
+    debug_assert_eq!(att.dim(D::Minus1)?, tk);
+    // Softmax with a guard for fully masked rows.
+    let max = att.max_keepdim(D::Minus1)?;
+    let max = max.maximum(&max.ones_like()?.affine(0.0, -1e30)?)?;
+    let e = att.broadcast_sub(&max)?.exp()?;
+    let denom = e.sum_keepdim(D::Minus1)?;
+    let denom = denom.maximum(&denom.ones_like()?.affine(0.0, 1e-30)?)?;
+    let p = e.broadcast_div(&denom)?;
+    Ok(p.matmul(&up(&v)?)?.to_dtype(dt)?)
+}
+
+/// An additive causal mask `[T, T]`: 0 on and below the diagonal, `-inf` above.
+pub fn causal_mask(t: usize, dt: DType, device: &candle_core::Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Ok(Tensor::from_vec(m, (t, t), device)?.to_dtype(dt)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    /// Direct loops over one head: the textbook formula.
+    fn naive(q: &[f64], k: &[f64], v: &[f64], tq: usize, tk: usize, d: usize, causal: bool) -> Vec<f64> {
+        let mut out = vec![0.0; tq * d];
+        for i in 0..tq {
+            let s: Vec<f64> = (0..tk)
+                .map(|j| {
+                    if causal && j > i {
+                        f64::NEG_INFINITY
+                    } else {
+                        (0..d).map(|c| q[i * d + c] * k[j * d + c]).sum::<f64>() / (d as f64).sqrt()
+                    }
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            for j in 0..tk {
+                let p = (s[j] - m).exp() / z;
+                for c in 0..d {
+                    out[i * d + c] += p * v[j * d + c];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_textbook_loops_with_gqa_and_causal_mask() {
+        let dev = Device::Cpu;
+        let (t, d) = (5, 4);
+        let mut rng = caracal_core::Rng::new(3);
+        let mut r = |n: usize| (0..n).map(|_| rng.normal()).collect::<Vec<f64>>();
+        let (qv, kv, vv) = (r(2 * t * d), r(t * d), r(t * d));
+        let q = Tensor::from_vec(qv.clone(), (1, 2, t, d), &dev).unwrap();
+        let k = Tensor::from_vec(kv.clone(), (1, 1, t, d), &dev).unwrap();
+        let v = Tensor::from_vec(vv.clone(), (1, 1, t, d), &dev).unwrap();
+        let mask = causal_mask(t, DType::F64, &dev).unwrap();
+        let out = scaled_dot_product_attention(&q, &k, &v, Some(&mask), 1.0 / (d as f64).sqrt()).unwrap();
+        let out: Vec<f64> = out.flatten_all().unwrap().to_vec1().unwrap();
+        for h in 0..2 {
+            let want = naive(&qv[h * t * d..(h + 1) * t * d], &kv, &vv, t, t, d, true);
+            for (a, b) in out[h * t * d..(h + 1) * t * d].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn fully_masked_rows_give_zeros_and_bad_shapes_error() {
+        let dev = Device::Cpu;
+        let q = Tensor::ones((1, 1, 2, 2), DType::F32, &dev).unwrap();
+        let mask = Tensor::new(&[[f32::NEG_INFINITY, f32::NEG_INFINITY], [0.0, 0.0]], &dev).unwrap();
+        let out = scaled_dot_product_attention(&q, &q, &q, Some(&mask), 1.0).unwrap();
+        let v: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(&v[..2], &[0.0, 0.0]);
+        assert!(v.iter().all(|x| x.is_finite()));
+        let k = Tensor::ones((1, 3, 2, 2), DType::F32, &dev).unwrap();
+        let q2 = Tensor::ones((1, 2, 2, 2), DType::F32, &dev).unwrap();
+        assert!(scaled_dot_product_attention(&q2, &k, &k, None, 1.0).is_err());
+    }
+}
