@@ -24,7 +24,9 @@ pub const CPU_MIN_CHUNK_ROWS: usize = 256;
 /// The default chunk for the CPU kernels: Liger's rule, raised to
 /// [`CPU_MIN_CHUNK_ROWS`], never more than `bt`.
 pub fn cpu_chunk_rows(bt: usize, h: usize, v: usize) -> usize {
-    liger_chunk_rows(bt, h, v).max(CPU_MIN_CHUNK_ROWS).min(bt.max(1))
+    liger_chunk_rows(bt, h, v)
+        .max(CPU_MIN_CHUNK_ROWS)
+        .min(bt.max(1))
 }
 
 #[cfg(test)]

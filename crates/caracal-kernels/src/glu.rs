@@ -76,7 +76,11 @@ fn backward<R: Real>(gate: Gate, a: &[R], b: &[R], dc: &[R]) -> (Vec<R>, Vec<R>)
     let mut db = vec![R::zero(); a.len()];
     da.par_chunks_mut(GRAIN)
         .zip(db.par_chunks_mut(GRAIN))
-        .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)).zip(dc.par_chunks(GRAIN)))
+        .zip(
+            a.par_chunks(GRAIN)
+                .zip(b.par_chunks(GRAIN))
+                .zip(dc.par_chunks(GRAIN)),
+        )
         .for_each(|((da, db), ((a, b), dc))| {
             for i in 0..da.len() {
                 let (act, d) = gate.act_and_grad(a[i]);
@@ -92,7 +96,13 @@ impl CustomOp2 for GluOp {
         self.0.name()
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let dt = s1.dtype();
         crate::dispatch_real!(dt, R => {
             let a = cpu::read::<R>(s1, l1)?;
@@ -101,7 +111,13 @@ impl CustomOp2 for GluOp {
         })
     }
 
-    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, dc: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        dc: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dt = a.dtype();
         crate::dispatch_real!(dt, R => {
             let av = cpu::tensor_read::<R>(a)?;

@@ -23,7 +23,7 @@
 use crate::cpu::{self, check_float};
 use crate::real::Real;
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use caracal_core::{Error, Result};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -232,16 +232,8 @@ impl CustomOp2 for JsdOp {
     }
 }
 
-/// `grad · g` for a scalar upstream gradient `g`, skipped when `g = 1`
-/// (Liger's `element_mul_kernel`).
-pub(crate) fn scale_by(grad: &Tensor, g: &Tensor) -> candle_core::Result<Tensor> {
-    let s = g.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    if s == 1.0 {
-        Ok(grad.clone())
-    } else {
-        grad.affine(s, 0.0)
-    }
-}
+/// Stashed gradients are scaled by the upstream gradient as in the CE op.
+pub(crate) use crate::cross_entropy::scale_by;
 
 /// Generalized JSD between student log-probabilities `log_q` (`X`, shape
 /// `[N, V]`) and teacher log-probabilities `log_p` (`Y`, same shape and

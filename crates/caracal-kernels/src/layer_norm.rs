@@ -13,8 +13,8 @@
 //! partial per rayon block of rows, then reduced.
 
 use crate::cpu::{self, check_float};
+use crate::cpu::{dot, read, rows_per_block, rows_per_task, sum, sum_partials, with_slice};
 use crate::real::Real;
-use crate::rms_norm::{dot, read, rows_per_block, rows_per_task, sum, sum_partials, with_slice};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use caracal_core::{Error, Result};

@@ -21,6 +21,7 @@ pub trait Real:
     + std::ops::SubAssign
     + std::ops::MulAssign
     + std::iter::Sum
+    + Default
 {
     /// The candle dtype of this scalar.
     const DTYPE: DType;

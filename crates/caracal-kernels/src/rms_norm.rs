@@ -26,13 +26,14 @@
 //! Products of two bf16 (or f16) values are exact in f32, so rounding the f32
 //! product reproduces the input-dtype product exactly.
 
-use crate::cpu::{self, check_float};
+use crate::cpu::{
+    self, check_float, dot, read, rows_per_block, rows_per_task, sum_partials, with_slice,
+};
 use crate::real::Real;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use caracal_core::{Error, Result};
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 /// Where intermediates are rounded to the input dtype (Liger's
 /// `casting_mode`); see the module documentation.
@@ -44,152 +45,6 @@ pub enum CastingMode {
     Gemma,
     /// Compute in the input dtype (emulated by rounding intermediates).
     None,
-}
-
-// ---------------------------------------------------------------------------
-// Helpers shared with layer_norm.rs and rope.rs.
-
-/// Elements per rayon task (rows are grouped until a task holds about this
-/// many elements).
-pub(crate) const GRAIN: usize = 1 << 14;
-
-/// Rows per rayon task for rows of length `n`: at least 1.
-pub(crate) fn rows_per_task(n: usize) -> usize {
-    (GRAIN / n.max(1)).max(1)
-}
-
-/// Rows per block for reductions over rows (`dw`, `db`): a few blocks per
-/// thread, so each thread keeps one partial sum per block it runs.
-pub(crate) fn rows_per_block(rows: usize) -> usize {
-    let blocks = (4 * rayon::current_num_threads()).max(1);
-    rows.div_ceil(blocks).max(1)
-}
-
-/// Sum the per-block partials of a row reduction.
-pub(crate) fn sum_partials<R: Real>(parts: Vec<Vec<R>>, n: usize) -> Vec<R> {
-    let mut out = vec![R::zero(); n];
-    for p in parts {
-        for (o, v) in out.iter_mut().zip(p) {
-            *o += v;
-        }
-    }
-    out
-}
-
-/// The elements of `s` under `layout` as `R`, in row-major order, like
-/// `cpu::read` (borrowing when the storage already holds `R` contiguously),
-/// but gathering strided layouts row by row in parallel instead of through
-/// a per-element offset table: about 5× faster for the transposed
-/// `[B, T, H, D] → [B, H, T, D]` layout that attention produces.
-pub(crate) fn read<'a, R: Real>(
-    s: &'a CpuStorage,
-    layout: &Layout,
-) -> candle_core::Result<Cow<'a, [R]>> {
-    if let (Some(v), Some((a, b))) = (R::slice_of(s), layout.contiguous_offsets()) {
-        return Ok(Cow::Borrowed(&v[a..b]));
-    }
-    Ok(Cow::Owned(match s {
-        CpuStorage::F32(v) => gather_rows(v, layout, |x| R::lit(x as f64)),
-        CpuStorage::F64(v) => gather_rows(v, layout, R::lit),
-        CpuStorage::BF16(v) => gather_rows(v, layout, |x: half::bf16| R::lit(x.to_f64())),
-        CpuStorage::F16(v) => gather_rows(v, layout, |x: half::f16| R::lit(x.to_f64())),
-        other => candle_core::bail!("expected a float tensor, got dtype {:?}", other.dtype()),
-    }))
-}
-
-fn gather_rows<S: Copy + Sync, R: Real>(
-    src: &[S],
-    layout: &Layout,
-    f: impl Fn(S) -> R + Sync,
-) -> Vec<R> {
-    let (dims, stride) = (layout.dims(), layout.stride());
-    let start = layout.start_offset();
-    let Some((&n, lead)) = dims.split_last() else {
-        return vec![f(src[start])];
-    };
-    let sn = stride[dims.len() - 1];
-    let mut out = vec![R::zero(); layout.shape().elem_count()];
-    if out.is_empty() {
-        return out;
-    }
-    let rows = rows_per_task(n);
-    out.par_chunks_mut(rows * n)
-        .enumerate()
-        .for_each(|(ti, ob)| {
-            for (k, orow) in ob.chunks_exact_mut(n).enumerate() {
-                // Offset of row `ti·rows + k` from its multi-index over `lead`.
-                let (mut r, mut off) = (ti * rows + k, start);
-                for d in (0..lead.len()).rev() {
-                    off += (r % lead[d]) * stride[d];
-                    r /= lead[d];
-                }
-                if sn == 1 {
-                    for (o, &v) in orow.iter_mut().zip(&src[off..off + n]) {
-                        *o = f(v);
-                    }
-                } else {
-                    for (j, o) in orow.iter_mut().enumerate() {
-                        *o = f(src[off + j * sn]);
-                    }
-                }
-            }
-        });
-    out
-}
-
-/// Run `f` on the elements of a CPU tensor as `R`, in row-major order,
-/// borrowing the storage when it already holds `R` contiguously (no copy on
-/// the f32 hot path, unlike `cpu::tensor_read`).
-pub(crate) fn with_slice<R: Real, T>(
-    t: &Tensor,
-    f: impl FnOnce(&[R]) -> candle_core::Result<T>,
-) -> candle_core::Result<T> {
-    let (s, l) = t.storage_and_layout();
-    match &*s {
-        candle_core::Storage::Cpu(cs) => {
-            let v: Cow<'_, [R]> = read::<R>(cs, l)?;
-            f(&v)
-        }
-        _ => candle_core::bail!("the CPU kernels got a tensor on another device"),
-    }
-}
-
-/// `Σ a_i·b_i` with eight independent accumulators, so that the compiler
-/// can vectorize it.
-#[inline]
-pub(crate) fn dot<R: Real>(a: &[R], b: &[R]) -> R {
-    let mut acc = [R::zero(); 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    let mut s = R::zero();
-    for (x, y) in ra.iter().zip(rb) {
-        s += *x * *y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
-}
-
-/// `Σ a_i` with eight independent accumulators.
-#[inline]
-pub(crate) fn sum<R: Real>(a: &[R]) -> R {
-    let mut acc = [R::zero(); 8];
-    let ca = a.chunks_exact(8);
-    let ra = ca.remainder();
-    for x in ca {
-        for j in 0..8 {
-            acc[j] += x[j];
-        }
-    }
-    let mut s = R::zero();
-    for x in ra {
-        s += *x;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + s
 }
 
 // ---------------------------------------------------------------------------

@@ -14,8 +14,8 @@
 //! f32 (f64 for f64 inputs), the output is rounded once to the input dtype.
 
 use crate::cpu::{self, check_float};
+use crate::cpu::{read, rows_per_task, with_slice};
 use crate::real::Real;
-use crate::rms_norm::{read, rows_per_task, with_slice};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use caracal_core::{Error, Result};

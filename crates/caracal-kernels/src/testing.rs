@@ -6,9 +6,19 @@ use candle_core::{DType, Tensor};
 /// Liger's `assert_verbose_allclose` rule: fail where
 /// `|a − b| > atol + rtol·|b|`, or where NaN/±inf differ. Returns a message
 /// naming the worst element on failure.
-pub fn check_close(what: &str, got: &Tensor, want: &Tensor, atol: f64, rtol: f64) -> Result<(), String> {
+pub fn check_close(
+    what: &str,
+    got: &Tensor,
+    want: &Tensor,
+    atol: f64,
+    rtol: f64,
+) -> Result<(), String> {
     if got.dims() != want.dims() {
-        return Err(format!("{what}: shape {:?} vs expected {:?}", got.dims(), want.dims()));
+        return Err(format!(
+            "{what}: shape {:?} vs expected {:?}",
+            got.dims(),
+            want.dims()
+        ));
     }
     let g = got
         .to_dtype(DType::F64)
