@@ -55,7 +55,11 @@ impl Report {
              th{background:#f4f4f4}</style></head><body><h1>caracal tour</h1><ul>",
         );
         for s in &self.sections {
-            html.push_str(&format!("<li><a href=\"#{}\">{}</a></li>", s.key, escape(&s.title)));
+            html.push_str(&format!(
+                "<li><a href=\"#{}\">{}</a></li>",
+                s.key,
+                escape(&s.title)
+            ));
         }
         html.push_str("</ul>");
         for s in &self.sections {
@@ -77,7 +81,9 @@ impl Report {
 
 /// Escape text for HTML.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// An HTML table from a header row and string cells.
@@ -99,7 +105,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A line chart as an inline SVG string (log-scaled y when `log_y`).
-pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], log_y: bool) -> Result<String> {
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_y: bool,
+) -> Result<String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 360)).into_drawing_area();
@@ -172,7 +184,8 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series], 
 pub fn bar_chart(title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (720, 60 + 28 * bars.len() as u32)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (720, 60 + 28 * bars.len() as u32))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let max = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-12) * 1.1;
         let n = bars.len().max(1);
@@ -196,7 +209,10 @@ pub fn bar_chart(title: &str, y_label: &str, bars: &[(String, f64)]) -> Result<S
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
                 Rectangle::new(
-                    [(0.0, SegmentValue::Exact(i)), (b.1, SegmentValue::Exact(i + 1))],
+                    [
+                        (0.0, SegmentValue::Exact(i)),
+                        (b.1, SegmentValue::Exact(i + 1)),
+                    ],
                     BLUE.mix(0.6).filled(),
                 )
             }))
