@@ -1,0 +1,123 @@
+//! Dependency graphs from data that may not be multivariate Gaussian.
+//!
+//! # The method: iterative Gaussian graph learning (IGGL)
+//!
+//! The paper behind this crate ("capture dependency graph structures from
+//! real data which may not be multivariate Gaussian ... additive
+//! over-parametrization with shrinkage ... an iterative Gaussian graph
+//! learning algorithm ... fast rate in a Bregman divergence") was not
+//! available in full; what follows is our reconstruction, stated so it can
+//! be checked.
+//!
+//! **Objective.** Each variable `j` has a convex marginal loss `l_j(x; η)`
+//! ([`loss`]: Gaussian, logistic, Poisson, Huber), not necessarily a
+//! likelihood. The natural parameter is over-parametrized additively,
+//! `η_ij = α_j + z_ij`, and the rows `z_i` are shrunk towards each other
+//! through a Gaussian with a sparse precision `Ω`:
+//!
+//! ```text
+//! F(α, Z, Ω) = (1/n) Σ_ij l_j(x_ij; α_j + z_ij) + (1/2n) Σ_i z_iᵀΩz_i
+//!            − ½ ln det Ω + (λ/2) Σ_{j≠k} |Ω_jk| + (ν/2) Σ_j Ω_jj .
+//! ```
+//!
+//! **Scale degeneracy and its resolution.** Without the last term the
+//! problem has no minimum: `Z = 0` and `Ω = cI` with `c → ∞` send
+//! `−ln det Ω` to `−∞`. The diagonal weight `ν > 0` (default 1, a unit
+//! latent scale on the `η` axis) removes it: by Hadamard's inequality
+//! `−ln det Ω + ν Σ Ω_jj ≥ Σ_j (ν Ω_jj − ln Ω_jj) ≥ p(1 + ln ν)`, and every
+//! loss is bounded below, so `F` is bounded below. In the dual it pins the
+//! latent variances, `diag(Ω⁻¹) = diag(S_Z) + ν`, which is the "constraint on
+//! `diag(Ω⁻¹)`" route; the alternatives (a plug-in `Ω`, a correlation scale)
+//! either lose the single objective or reintroduce the collapse of `Z`.
+//!
+//! **Algorithm** ([`iggl::iggl`]): block coordinate descent.
+//! 1. Z-step, majorize–minimize: with curvature bounds `L_j` (1 Gaussian and
+//!    Huber, 1/4 logistic) and the working response
+//!    `w_ij = η_ij − l_j'(x_ij; η_ij)/L_j`, the quadratic surrogate is
+//!    minimized exactly by `α = colmeans(W)`,
+//!    `z_i = (D_L + Ω)⁻¹ D_L (w_i − α)` — one Cholesky for all rows. Poisson
+//!    has no global bound: there `L_j` is the mean local curvature and the
+//!    step is halved until `F` decreases.
+//! 2. Ω-step: the graphical lasso ([`glasso`]) on `S_Z = ZᵀZ/n` with
+//!    diagonal weight `ν`, warm-started.
+//!
+//! **Why it converges.** Step 1 does not increase `F`: the surrogate lies
+//! above `F` and touches it at the current point (De Leeuw & Lange 2009),
+//! or the backtracking enforces the decrease. Step 2 minimizes `F` over `Ω`
+//! exactly (a strictly convex problem, Friedman et al. 2008). `F` is bounded
+//! below, so `F(t)` converges; with strongly convex blocks (the surrogate is
+//! `L_j`-strongly convex in `Z`, `−ln det` strictly convex in `Ω`) every limit
+//! point is a stationary point (Razaviyayn, Hong & Luo 2013, block successive
+//! upper-bound minimization). `F` is not jointly convex (the `zᵀΩz` term), so
+//! the stationary point is local; warm starts along a decreasing `λ` path
+//! keep it on the branch that starts from the empty graph.
+//!
+//! **A variational variant** (`IgglOptions::posterior`): integrating `z`
+//! out under a Gaussian `q(z_i) = N(ẑ_i, V)` and bounding `E_q l` by the
+//! same curvature bound adds `½ Σ L_j V_jj + ½ tr(ΩV) − ½ ln det V`; then
+//! `V = (Ω + D)⁻¹` and the Ω-step sees `S_Z + V`, and the entropy term alone
+//! fixes the scale (`ν = 0` allowed). With one binary observation per cell
+//! the working noise `1/L = 4` swamps the latent variance and the fit
+//! collapses (the known PQL bias), so it is off by default.
+//!
+//! **What we measured** (`tests/recovery.rs`, p = 50, n = 400): on counts
+//! with unequal means IGGL's ROC AUC beats the graphical lasso on the raw
+//! data clearly; on thresholded binary data it trails it (raw glasso is
+//! already near the best there).
+//!
+//! **Error measure.** For GLM-type losses `l = b(η) − xη` the natural error
+//! is the Bregman divergence of `b`; we report edge recovery and eBIC, not a
+//! rate (the rate `s log p / n` is the paper's claim, untested here).
+//!
+//! # Baselines and tools
+//! [`glasso`] (Friedman et al. 2008, both diagonal conventions, warm
+//! starts, screening), [`neighbourhood`] (Meinshausen–Bühlmann, AND/OR),
+//! [`npn`] (nonparanormal, as `huge.npn`), [`path`] (λ paths), [`select`]
+//! (eBIC, StARS), [`recovery`] (TPR/FPR, AUC, F1), [`simulate`] (graphs as
+//! `huge.generator`, Gaussian/binary/count/t data).
+//!
+//! # Example
+//! ```
+//! use caracal_graph::{fit_graph, simulate, DataKind, FitOptions, SimOptions};
+//!
+//! let sim = simulate(&SimOptions { data: DataKind::Mixed, ..SimOptions::new(200, 8) })?;
+//! let fit = fit_graph(&sim.data, &FitOptions { lambda: Some(0.1), ..FitOptions::default() })?;
+//! assert_eq!(fit.precision.nrows(), 8);
+//! println!("{} edges, objective {:.4}", fit.edges.len(), fit.objective);
+//! # Ok::<(), caracal_core::Error>(())
+//! ```
+
+pub mod covariance;
+pub mod data;
+pub mod edges;
+pub mod fit;
+pub mod glasso;
+pub mod iggl;
+pub mod lasso;
+pub mod loss;
+pub mod neighbourhood;
+pub mod npn;
+pub mod path;
+pub mod recovery;
+pub mod select;
+pub mod simulate;
+pub mod special;
+
+pub use covariance::{correlation, cov2cor, covariance};
+pub use data::Dataset;
+pub use edges::{adjacency, edges, Edge};
+/// The dense matrix type of every public signature (re-exported from faer).
+pub use faer::Mat;
+pub use fit::{
+    default_lambdas, fit_graph, fit_lambdas, fit_path, FitOptions, GraphFit, Method, PathFit,
+    Selection,
+};
+pub use glasso::{glasso, glasso_warm, Diagonal, GlassoFit, GlassoOptions};
+pub use iggl::{iggl, IgglFit, IgglOptions, LossChoice};
+pub use loss::Loss;
+pub use neighbourhood::{mb_lambda, neighbourhood, NeighbourhoodFit, Rule};
+pub use npn::{npn_correlation, npn_transform, Npn};
+pub use path::{glasso_path, iggl_path, lambda_grid, lambda_max};
+pub use recovery::{edge_recovery, Recovery};
+pub use select::{ebic, stars, Stars, StarsOptions};
+pub use simulate::{simulate, DataKind, GraphKind, SimOptions, Simulated};
