@@ -1,0 +1,185 @@
+//! Training any [`Scorer`]: AdamW on shuffled session batches, validation
+//! AUC after each epoch, early stopping that restores the best weights, an
+//! atomic checkpoint of the best model and one JSON line per epoch.
+
+use crate::adamw::AdamW;
+use crate::batch::Example;
+use crate::data::Feed;
+use crate::eval::{evaluate, predict};
+use crate::loss::{loss, LossKind};
+use crate::model::Scorer;
+use caracal_core::progress::{bar, JsonlLog};
+use caracal_core::{Result, Rng};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// How to train.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    /// Sessions per step.
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub loss: LossKind,
+    /// Stop after this many epochs without a better validation AUC.
+    pub patience: usize,
+    pub seed: u64,
+    /// Where the best model is written (atomically) as JSON.
+    pub checkpoint: Option<PathBuf>,
+    /// Where one JSON object per epoch is appended.
+    pub log: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 12,
+            batch_size: 32,
+            lr: 5e-3,
+            weight_decay: 1e-4,
+            loss: LossKind::Both {
+                listwise_weight: 1.0,
+            },
+            patience: 3,
+            seed: 1,
+            checkpoint: None,
+            log: None,
+        }
+    }
+}
+
+/// One epoch's record.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// Mean validation AUC over tasks.
+    pub valid_auc: f64,
+    pub seconds: f64,
+}
+
+/// What [`train`] did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TrainReport {
+    pub model: String,
+    pub epochs: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub best_valid_auc: f64,
+    pub seconds: f64,
+    /// Sessions × epochs seen (for compute accounting).
+    pub sessions_seen: usize,
+}
+
+/// Train `model` in place on `train`, early-stopping on `valid`.
+pub fn train(
+    model: &dyn Scorer,
+    train: &Feed,
+    valid: &Feed,
+    cfg: &TrainConfig,
+) -> Result<TrainReport> {
+    train.ensure_labeled()?;
+    valid.ensure_labeled()?;
+    caracal_core::ensure!(
+        !train.sessions.is_empty(),
+        "train: the training feed has no sessions"
+    );
+    caracal_core::ensure!(
+        train.tasks.len() == model.n_tasks(),
+        "train: the data has {} tasks ({}) but the model has {} heads",
+        train.tasks.len(),
+        train.tasks.join(", "),
+        model.n_tasks()
+    );
+    caracal_core::ensure!(
+        cfg.batch_size > 0 && cfg.lr > 0.0,
+        "train: batch_size and lr must be positive"
+    );
+    let start = Instant::now();
+    let mut rng = Rng::new(cfg.seed);
+    let mut opt = AdamW::new(model.params(), cfg.lr, cfg.weight_decay);
+    let mut log = match &cfg.log {
+        Some(p) => Some(JsonlLog::append(p)?),
+        None => None,
+    };
+    let steps_per_epoch = train.sessions.len().div_ceil(cfg.batch_size);
+    let pb = bar((steps_per_epoch * cfg.epochs) as u64, &model.name());
+    let mut report = TrainReport {
+        model: model.name(),
+        epochs: Vec::new(),
+        best_epoch: 0,
+        best_valid_auc: f64::NEG_INFINITY,
+        seconds: 0.0,
+        sessions_seen: 0,
+    };
+    let mut best = model.params().snapshot()?;
+    let mut order: Vec<usize> = (0..train.sessions.len()).collect();
+    for epoch in 1..=cfg.epochs {
+        let t0 = Instant::now();
+        rng.shuffle(&mut order);
+        let (mut total, mut steps) = (0.0, 0usize);
+        for idx in order.chunks(cfg.batch_size) {
+            let ex: Vec<Example> = idx
+                .iter()
+                .map(|&i| Example::of(train, &train.sessions[i], model.max_history()))
+                .collect();
+            let batch = model.batch(&ex)?;
+            let labels = batch
+                .labels
+                .as_ref()
+                .ok_or_else(|| caracal_core::Error::invalid("train: a session has no labels"))?;
+            let z = model.logits(&batch)?;
+            let l = loss(cfg.loss, &z, labels, &batch.cand_weight)?;
+            let lv = l.to_scalar::<f32>()? as f64;
+            if !lv.is_finite() {
+                return Err(caracal_core::Error::Numeric(format!(
+                    "train: the loss became {lv} at epoch {epoch}; lower the learning rate"
+                )));
+            }
+            opt.step(model.params(), &l.backward()?)?;
+            total += lv;
+            steps += 1;
+            report.sessions_seen += idx.len();
+            pb.inc(1);
+        }
+        let valid_auc = if valid.sessions.is_empty() {
+            f64::NAN
+        } else {
+            evaluate(valid, &predict(model, valid, 256)?, 5)?.mean_auc()
+        };
+        let rec = EpochLog {
+            epoch,
+            train_loss: total / steps.max(1) as f64,
+            valid_auc,
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        pb.set_message(format!(
+            "loss {:.4} valid AUC {:.4}",
+            rec.train_loss, valid_auc
+        ));
+        if let Some(log) = log.as_mut() {
+            let mut v = serde_json::to_value(&rec).unwrap_or_default();
+            v["model"] = serde_json::Value::String(model.name());
+            log.log(&v)?;
+        }
+        let improved =
+            valid_auc > report.best_valid_auc || (valid_auc.is_nan() && epoch == cfg.epochs);
+        report.epochs.push(rec);
+        if improved || report.best_epoch == 0 {
+            report.best_epoch = epoch;
+            report.best_valid_auc = valid_auc;
+            best = model.params().snapshot()?;
+            if let Some(p) = &cfg.checkpoint {
+                let bytes = serde_json::to_vec(&model.checkpoint()?)
+                    .map_err(|e| caracal_core::Error::file(p, format!("cannot serialize: {e}")))?;
+                caracal_core::write_atomic(p, &bytes)?;
+            }
+        } else if epoch - report.best_epoch >= cfg.patience {
+            break;
+        }
+    }
+    pb.finish_and_clear();
+    model.params().restore(&best)?;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
