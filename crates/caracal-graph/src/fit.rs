@@ -5,7 +5,7 @@ use crate::covariance::{correlation, covariance};
 use crate::data::Dataset;
 use crate::edges::{adjacency, edges, Edge};
 use crate::glasso::{log_det, Diagonal, GlassoOptions};
-use crate::iggl::{IgglOptions, LossChoice};
+use crate::iggl::{latent_cov, IgglOptions, LossChoice};
 use crate::loss::Loss;
 use crate::neighbourhood::Rule;
 use crate::npn::{npn_correlation, Npn};
@@ -61,6 +61,21 @@ pub enum Selection {
     Ebic,
     /// StARS stability.
     Stars,
+    /// StARS for IGGL, eBIC for the other methods (the default). IGGL's
+    /// eBIC uses the Gaussian likelihood of `Ω̂` on `S_Z`, which the `ν`
+    /// ridge on `diag(Ω⁻¹)` damps, so on mixed data it tends to λ_max.
+    Auto,
+}
+
+impl Selection {
+    /// The rule `Auto` stands for under `method`.
+    pub fn resolve(self, method: Method) -> Selection {
+        match (self, method) {
+            (Selection::Auto, Method::Iggl) => Selection::Stars,
+            (Selection::Auto, _) => Selection::Ebic,
+            (s, _) => s,
+        }
+    }
 }
 
 /// Settings of [`fit_graph`] and [`fit_path`].
@@ -76,7 +91,7 @@ pub struct FitOptions {
     pub ratio: f64,
     /// IGGL losses (default auto).
     pub losses: LossChoice,
-    /// IGGL scale weight `ν` (default 1).
+    /// IGGL scale weight `ν` (default [`crate::iggl::DEFAULT_NU`]).
     pub nu: f64,
     /// Glasso diagonal convention (default penalized, as R).
     pub diagonal: Diagonal,
@@ -84,7 +99,7 @@ pub struct FitOptions {
     pub rule: Rule,
     /// Nonparanormal flavour for npn-glasso (default shrinkage).
     pub npn: Npn,
-    /// Path selection (default eBIC).
+    /// Path selection (default [`Selection::Auto`]: StARS for IGGL, eBIC otherwise).
     pub selection: Selection,
     /// eBIC `γ` (default 0.5).
     pub gamma: f64,
@@ -100,11 +115,11 @@ impl Default for FitOptions {
             path: 20,
             ratio: 0.1,
             losses: LossChoice::Auto,
-            nu: 1.0,
+            nu: crate::iggl::DEFAULT_NU,
             diagonal: Diagonal::Penalized,
             rule: Rule::And,
             npn: Npn::Shrinkage,
-            selection: Selection::Ebic,
+            selection: Selection::Auto,
             gamma: 0.5,
             tol: 1e-4,
         }
@@ -251,7 +266,16 @@ pub fn fit_lambdas(d: &Dataset, o: &FitOptions, lambdas: &[f64]) -> Result<Vec<G
         Method::Iggl => iggl_path(d, lambdas, &iggl_options(o, lambdas[0]))?
             .into_iter()
             .map(|f| {
-                let neg2 = 2.0 * n as f64 * f.fit_term;
+                // The Ω-step's own Gaussian likelihood of the latent rows:
+                // −2ℓ = n (tr(S_Z Ω) − ln det Ω), as huge does for npn. The
+                // fit term of F is no calibrated likelihood (its scale is set
+                // by the losses and ν), so 2n·fit_term picked λ_max.
+                let sz = latent_cov(&f.z, n, p);
+                let tr: f64 = (0..p)
+                    .flat_map(|b| (0..p).map(move |a| (a, b)))
+                    .map(|(a, b)| sz[(a, b)] * f.precision[(a, b)])
+                    .sum();
+                let neg2 = n as f64 * (tr - log_det(&f.precision)?);
                 Ok(graph(
                     Method::Iggl,
                     f.precision,
@@ -270,12 +294,12 @@ pub fn fit_lambdas(d: &Dataset, o: &FitOptions, lambdas: &[f64]) -> Result<Vec<G
 pub fn fit_path(d: &Dataset, o: &FitOptions) -> Result<PathFit> {
     let lambdas = default_lambdas(d, o)?;
     let fits = fit_lambdas(d, o, &lambdas)?;
-    let (selected, instability) = match o.selection {
+    let (selected, instability) = match o.selection.resolve(o.method) {
         Selection::Ebic => (
             argmin(&fits.iter().map(|f| f.ebic).collect::<Vec<_>>()),
             None,
         ),
-        Selection::Stars => {
+        Selection::Stars | Selection::Auto => {
             let st = stars(d, &StarsOptions::default(), |sub| {
                 Ok(fit_lambdas(sub, o, &lambdas)?
                     .iter()

@@ -56,8 +56,10 @@ pub enum LossChoice {
 pub struct IgglOptions {
     /// Off-diagonal penalty `λ`.
     pub lambda: f64,
-    /// Diagonal weight `ν` on `Ω` that fixes the latent scale (default 1;
-    /// may be 0 only with `posterior`).
+    /// Diagonal weight `ν` on `Ω` that fixes the latent scale (default 10;
+    /// may be 0 only with `posterior`). Larger `ν` weakens the pull of the
+    /// Gaussian prior on `Z` against the data curvature `L_j` (see the crate
+    /// docs, "Choice of ν").
     pub nu: f64,
     /// Add the shared posterior covariance `V = (Ω + D)⁻¹` to the Ω-step
     /// (the variational variant, see the crate docs; default off).
@@ -78,7 +80,7 @@ impl IgglOptions {
     pub fn new(lambda: f64) -> Self {
         IgglOptions {
             lambda,
-            nu: 1.0,
+            nu: DEFAULT_NU,
             posterior: false,
             noise: 1.0,
             losses: LossChoice::Auto,
@@ -87,6 +89,9 @@ impl IgglOptions {
         }
     }
 }
+
+/// The default scale weight `ν` (see the crate docs, "Choice of ν").
+pub const DEFAULT_NU: f64 = 10.0;
 
 /// A fitted IGGL model.
 #[derive(Clone, Debug)]
@@ -227,7 +232,7 @@ impl Problem<'_> {
 }
 
 /// `S_Z = ZᵀZ/n`.
-fn latent_cov(z: &[f64], n: usize, p: usize) -> Mat<f64> {
+pub(crate) fn latent_cov(z: &[f64], n: usize, p: usize) -> Mat<f64> {
     let mut s = Mat::<f64>::zeros(p, p);
     for a in 0..p {
         for b in a..p {

@@ -25,7 +25,7 @@ fn auc(sim: &caracal_graph::Simulated, method: Method) -> (f64, f64) {
 }
 
 #[test]
-fn iggl_beats_glasso_on_counts_and_stays_close_on_binary() {
+fn iggl_beats_glasso_on_counts_and_binary_hubs_and_stays_close_otherwise() {
     println!(
         "| data | graph | IGGL AUC | glasso AUC | npn-glasso AUC | MB AUC | IGGL F1 | glasso F1 |"
     );
@@ -48,16 +48,22 @@ fn iggl_beats_glasso_on_counts_and_stays_close_on_binary() {
             let (na, _) = auc(&sim, Method::NpnGlasso);
             let (ma, _) = auc(&sim, Method::Mb);
             println!("| {data:?} | {graph:?} | {ia:.3} | {ga:.3} | {na:.3} | {ma:.3} | {if1:.3} | {gf1:.3} |");
-            match data {
+            match (data, graph) {
                 // Counts with unequal means: the log link puts the columns on one scale.
-                DataKind::Counts => assert!(
+                (DataKind::Counts, _) => assert!(
                     ia > ga + 0.02,
                     "{graph:?}: IGGL AUC {ia:.3} does not beat glasso's {ga:.3}"
                 ),
-                // Thresholded binary: raw glasso is already near the best; IGGL trails it
-                // (see the crate docs). Guard against regressions only.
+                // Binary hubs: IGGL (ν = 10) beats raw glasso.
+                (_, GraphKind::Hub) => assert!(
+                    ia > ga,
+                    "{graph:?}: IGGL AUC {ia:.3} does not beat glasso's {ga:.3}"
+                ),
+                // Binary random and scale-free: IGGL still trails raw glasso
+                // (0.964 vs 0.977 and 0.974; see the crate docs for why).
+                // Guard against regressions only.
                 _ => assert!(
-                    ia > ga - 0.06,
+                    ia > ga - 0.02,
                     "{graph:?}: IGGL AUC {ia:.3} far below glasso's {ga:.3}"
                 ),
             }

@@ -32,8 +32,8 @@ pub enum GraphCmd {
         /// IGGL loss for every column: auto, gaussian, logistic, poisson, huber.
         #[arg(long, default_value = "auto")]
         loss: String,
-        /// λ selection on a path: ebic or stars.
-        #[arg(long, default_value = "ebic")]
+        /// λ selection on a path: auto (StARS for iggl, eBIC otherwise), ebic or stars.
+        #[arg(long, default_value = "auto")]
         select: String,
         /// Glasso: leave the diagonal unpenalized (scikit-learn's convention).
         #[arg(long)]
@@ -89,7 +89,8 @@ fn options(
         selection: match select {
             "ebic" => Selection::Ebic,
             "stars" => Selection::Stars,
-            s => anyhow::bail!("unknown --select `{s}`; expected ebic or stars"),
+            "auto" => Selection::Auto,
+            s => anyhow::bail!("unknown --select `{s}`; expected auto, ebic or stars"),
         },
         diagonal: if unpen {
             Diagonal::Unpenalized
