@@ -18,7 +18,12 @@ fn compare(op: Op, rop: RefOp, shape: &[usize], dt: DType, atol: f64, rtol: f64)
     // Reference in f32 for low-precision dtypes, as Liger's tests do.
     check_close("forward", &y, &y_ref, atol, rtol).unwrap();
     let g = (y * &dc).unwrap().sum_all().unwrap().backward().unwrap();
-    let g_ref = (y_ref * &dc).unwrap().sum_all().unwrap().backward().unwrap();
+    let g_ref = (y_ref * &dc)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     check_close("da", g.get(&a).unwrap(), g_ref.get(&a).unwrap(), atol, rtol).unwrap();
     check_close("db", g.get(&b).unwrap(), g_ref.get(&b).unwrap(), atol, rtol).unwrap();
 }
@@ -59,7 +64,12 @@ fn finite_differences_f64() {
         let b = randn(6, &[3, 4], 1.0, DType::F64).unwrap();
         let w = randn(7, &[3, 4], 1.0, DType::F64).unwrap();
         let av = Var::from_tensor(&a).unwrap();
-        let g = (op(av.as_tensor(), &b).unwrap() * &w).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = (op(av.as_tensor(), &b).unwrap() * &w)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let fd = finite_difference(&a, 1e-6, |x| {
             (op(x, &b).unwrap() * &w)?.sum_all()?.to_scalar::<f64>()
         })

@@ -131,7 +131,13 @@ fn rms_norm_case(scale: Scale) -> Result<Case> {
         shape: format!("{shape:?}"),
         fused: Box::new(move || fwd_bwd(rms_norm(&x, &w, 1e-6, 0.0, CastingMode::Llama)?)),
         reference: Box::new(move || {
-            fwd_bwd(reference::rms_norm(&x2, &w2, 1e-6, 0.0, CastingMode::Llama)?)
+            fwd_bwd(reference::rms_norm(
+                &x2,
+                &w2,
+                1e-6,
+                0.0,
+                CastingMode::Llama,
+            )?)
         }),
     })
 }
@@ -228,7 +234,9 @@ fn flce_case(scale: Scale) -> Result<Case> {
 
 fn log_probs(seed: u64, n: usize, v: usize) -> Result<Tensor> {
     let z = randn(seed, &[n, v], 1.0, DType::F32)?;
-    Ok(caracal_kernels::fused_linear_jsd::reference::log_softmax(&z)?)
+    Ok(caracal_kernels::fused_linear_jsd::reference::log_softmax(
+        &z,
+    )?)
 }
 
 fn jsd_case(scale: Scale) -> Result<Case> {
