@@ -1,0 +1,72 @@
+//! Print the credit-error table of every method on the default simulation:
+//! `cargo run -p caracal-attribution --example credit_table`.
+
+use caracal_attribution::budget::back_evaluate;
+use caracal_attribution::transformer::TransformerConfig;
+use caracal_attribution::{fit_methods, simulate, total_variation, Inputs, Method, SimConfig};
+
+fn main() -> caracal_core::Result<()> {
+    let t0 = std::time::Instant::now();
+    let mut cfg = SimConfig::default();
+    if let Ok(v) = std::env::var("POP") {
+        cfg.population_factor = v.parse().unwrap();
+    }
+    let sim = simulate(&cfg)?;
+    eprintln!("simulated in {:.1}s", t0.elapsed().as_secs_f64());
+    let inputs = Inputs {
+        journeys: &sim.journeys,
+        aggregates: Some(&sim.aggregates),
+        macros: Some(&sim.macros),
+    };
+    let methods: Vec<Method> = match std::env::var("METHODS") {
+        Ok(v) => v
+            .split(',')
+            .map(Method::parse)
+            .collect::<caracal_core::Result<_>>()?,
+        Err(_) => Method::all(),
+    };
+    let res = fit_methods(&methods, &inputs, &TransformerConfig::default(), 0, 1)?;
+    eprintln!("fitted in {:.1}s", t0.elapsed().as_secs_f64());
+    println!(
+        "true shares: {:?}",
+        sim.true_shares
+            .iter()
+            .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+    );
+    println!("| method | credit error (TV) | AUC | log-loss | back-eval lift |");
+    println!("|---|---|---|---|---|");
+    for r in &res {
+        let tv = total_variation(&r.shares, &sim.true_shares)?;
+        let be = back_evaluate(&sim, &r.shares)?;
+        println!(
+            "| {} | {:.3} | {} | {} | {:+.2}% | {:?}",
+            r.method,
+            tv,
+            r.auc.map_or("".into(), |a| format!("{a:.3}")),
+            r.log_loss.map_or("".into(), |a| format!("{a:.4}")),
+            100.0 * be.lift,
+            r.shares
+                .iter()
+                .map(|x| format!("{x:.3}"))
+                .collect::<Vec<_>>()
+        );
+        if let Some(f) = &r.fit {
+            eprintln!(
+                "  loss {:?} calib {:?}",
+                f.train_loss
+                    .iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>(),
+                f.calib_loss
+                    .iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    let be = back_evaluate(&sim, &sim.true_shares)?;
+    println!("| (true shares) | 0 | | | {:+.2}% |", 100.0 * be.lift);
+    eprintln!("total {:.1}s", t0.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,286 @@
+//! A small media-mix model (MMM) of daily conversions from channel spend,
+//! the top-down side of LiDDA's calibration.
+//!
+//! `y_d = b + Σ_c θ_c · sat_c(adstock_c(spend_c))_d + Σ_j η_j m_jd
+//!        + α₁ sin(2πd/7) + α₂ cos(2πd/7) + ε_d`
+//!
+//! with geometric adstock `a_d = s_d + λ a_{d−1}` (Broadbent 1979), Hill
+//! saturation `a / (a + K)` (Jin et al., "Bayesian Methods for Media Mix
+//! Modeling with Carryover and Shape Effects", Google 2017, eq. 2–3, with
+//! shape 1), macro covariates `m` (standardized) and weekly seasonality.
+//! `λ_c` and `K_c` are chosen per channel from a grid by coordinate descent
+//! on the residual sum of squares; the θ are least squares constrained to
+//! be non-negative (negative ones are dropped and the rest refitted).
+//! A channel's contribution is `Σ_d θ_c · sat_c(...)_d`.
+
+use crate::data::{normalize, Aggregates, Macro};
+use crate::linalg::solve;
+use caracal_core::{Error, Result};
+use serde::Serialize;
+
+/// A fitted MMM.
+#[derive(Clone, Debug, Serialize)]
+pub struct MmmFit {
+    pub channels: Vec<String>,
+    pub decay: Vec<f64>,
+    /// Half-saturation `K_c` as a multiple of the channel's mean adstock
+    /// (`inf`: linear).
+    pub half_saturation: Vec<f64>,
+    pub coef: Vec<f64>,
+    /// Conversions attributed to each channel over the fitted days.
+    pub contribution: Vec<f64>,
+    pub shares: Vec<f64>,
+    pub r2: f64,
+    pub days: usize,
+}
+
+const DECAYS: [f64; 7] = [0.0, 0.3, 0.5, 0.7, 0.85, 0.9, 0.95];
+const HALF_SAT: [f64; 4] = [0.5, 1.0, 2.0, f64::INFINITY];
+
+fn transform(spend: &[f64], decay: f64, k: f64) -> Vec<f64> {
+    let mut a = Vec::with_capacity(spend.len());
+    let mut prev = 0.0;
+    for &s in spend {
+        prev = s + decay * prev;
+        a.push(prev);
+    }
+    if k.is_infinite() {
+        let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
+        return a.iter().map(|x| x / mean.max(1e-12)).collect();
+    }
+    let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
+    let kk = (k * mean).max(1e-12);
+    a.iter().map(|x| x / (x + kk)).collect()
+}
+
+/// Least squares of `y` on the columns `x` (each a full-length column),
+/// with the first `n_pos` coefficients constrained non-negative.
+fn nnls_first(x: &[Vec<f64>], y: &[f64], n_pos: usize) -> Result<(Vec<f64>, f64)> {
+    let p = x.len();
+    let mut active = vec![true; p];
+    loop {
+        let cols: Vec<usize> = (0..p).filter(|&j| active[j]).collect();
+        let q = cols.len();
+        let mut a = vec![vec![0.0; q]; q];
+        let mut b = vec![0.0; q];
+        for (i, &ci) in cols.iter().enumerate() {
+            for (k, &ck) in cols.iter().enumerate() {
+                a[i][k] = x[ci].iter().zip(&x[ck]).map(|(u, v)| u * v).sum();
+            }
+            a[i][i] += 1e-9;
+            b[i] = x[ci].iter().zip(y).map(|(u, v)| u * v).sum();
+        }
+        let beta = solve(a, b)?;
+        let mut coef = vec![0.0; p];
+        for (i, &c) in cols.iter().enumerate() {
+            coef[c] = beta[i];
+        }
+        let neg = (0..n_pos)
+            .filter(|&j| active[j] && coef[j] < 0.0)
+            .min_by(|&a, &b| coef[a].total_cmp(&coef[b]));
+        match neg {
+            Some(j) => active[j] = false,
+            None => {
+                let rss = (0..y.len())
+                    .map(|d| {
+                        let f: f64 = (0..p).map(|j| coef[j] * x[j][d]).sum();
+                        (y[d] - f).powi(2)
+                    })
+                    .sum();
+                return Ok((coef, rss));
+            }
+        }
+    }
+}
+
+/// Fit the MMM to daily spend and the daily KPI in `macros.conversions`
+/// (or `kpi` when given: `(day0, values)`). Leading days with zero KPI are
+/// taken as before the KPI was recorded and skipped.
+pub fn fit_mmm(aggr: &Aggregates, macros: &Macro, kpi: Option<(i64, &[f64])>) -> Result<MmmFit> {
+    let (k0, y_all): (i64, Vec<f64>) = match kpi {
+        Some((d, v)) => (d, v.to_vec()),
+        None => match &macros.conversions {
+            Some(v) => (macros.day0, v.clone()),
+            None => {
+                return Err(Error::invalid(
+                    "the MMM needs a daily KPI: add a `conversions` column to the macro file",
+                ))
+            }
+        },
+    };
+    let first = y_all.iter().position(|v| *v > 0.0).ok_or_else(|| {
+        Error::invalid("the daily KPI is zero on every day; the MMM has nothing to fit")
+    })?;
+    // Days (absolute) covered by the KPI, the spend and the macro factors.
+    let lo = (k0 + first as i64).max(aggr.day0).max(macros.day0);
+    let hi = (k0 + y_all.len() as i64)
+        .min(aggr.day0 + aggr.n_days() as i64)
+        .min(
+            macros.day0
+                + macros
+                    .values
+                    .first()
+                    .map_or(i64::MAX / 4, |v| v.len() as i64),
+        );
+    let n = (hi - lo).max(0) as usize;
+    let nc = aggr.channels.len();
+    if n < nc + macros.names.len() + 6 {
+        return Err(Error::invalid(format!(
+            "the MMM has {n} days where spend, macro factors and the KPI overlap; it needs at least {}",
+            nc + macros.names.len() + 6
+        )));
+    }
+    let y: Vec<f64> = (0..n).map(|d| y_all[(lo - k0) as usize + d]).collect();
+    // Channel transforms use all spend up to `hi` (adstock burn-in), then
+    // are cut to the fitted days.
+    let cut = |v: Vec<f64>| -> Vec<f64> {
+        v[(lo - aggr.day0) as usize..(hi - aggr.day0) as usize].to_vec()
+    };
+    let spend_to_hi: Vec<Vec<f64>> = aggr
+        .spend
+        .iter()
+        .map(|s| s[..(hi - aggr.day0) as usize].to_vec())
+        .collect();
+    let mut other: Vec<Vec<f64>> = Vec::new();
+    for v in &macros.values {
+        let seg: Vec<f64> = (0..n).map(|d| v[(lo - macros.day0) as usize + d]).collect();
+        let mean = seg.iter().sum::<f64>() / n as f64;
+        let sd = (seg.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64)
+            .sqrt()
+            .max(1e-12);
+        other.push(seg.iter().map(|x| (x - mean) / sd).collect());
+    }
+    let w = 2.0 * std::f64::consts::PI / 7.0;
+    other.push((0..n).map(|d| ((lo + d as i64) as f64 * w).sin()).collect());
+    other.push((0..n).map(|d| ((lo + d as i64) as f64 * w).cos()).collect());
+    other.push(vec![1.0; n]);
+
+    let mut decay = vec![0.5; nc];
+    let mut hs = vec![f64::INFINITY; nc];
+    let mut cols: Vec<Vec<f64>> = (0..nc)
+        .map(|c| cut(transform(&spend_to_hi[c], decay[c], hs[c])))
+        .collect();
+    let fit = |cols: &[Vec<f64>]| -> Result<(Vec<f64>, f64)> {
+        let x: Vec<Vec<f64>> = cols.iter().chain(&other).cloned().collect();
+        nnls_first(&x, &y, nc)
+    };
+    let (_, mut best) = fit(&cols)?;
+    for _pass in 0..2 {
+        for c in 0..nc {
+            for &l in &DECAYS {
+                for &k in &HALF_SAT {
+                    let saved =
+                        std::mem::replace(&mut cols[c], cut(transform(&spend_to_hi[c], l, k)));
+                    let (_, rss) = fit(&cols)?;
+                    if rss < best - 1e-12 {
+                        best = rss;
+                        decay[c] = l;
+                        hs[c] = k;
+                    } else {
+                        cols[c] = saved;
+                    }
+                }
+            }
+        }
+    }
+    let (coef, rss) = fit(&cols)?;
+    let contribution: Vec<f64> = (0..nc)
+        .map(|c| coef[c] * cols[c].iter().sum::<f64>())
+        .collect();
+    let mean = y.iter().sum::<f64>() / n as f64;
+    let tss: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
+    Ok(MmmFit {
+        channels: aggr.channels.clone(),
+        decay,
+        half_saturation: hs,
+        coef: coef[..nc].to_vec(),
+        shares: normalize(&contribution),
+        contribution,
+        r2: 1.0 - rss / tss.max(1e-12),
+        days: n,
+    })
+}
+
+/// MMM shares mapped onto the journeys' channels (renormalized over the
+/// channels both have), and the aggregate channels the journeys lack.
+/// Journey channels the aggregates lack get `None`.
+pub fn calibration_targets(
+    mmm: &MmmFit,
+    journey_channels: &[String],
+) -> (Vec<Option<f64>>, Vec<String>) {
+    let extra: Vec<String> = mmm
+        .channels
+        .iter()
+        .filter(|c| !journey_channels.contains(c))
+        .cloned()
+        .collect();
+    let raw: Vec<Option<f64>> = journey_channels
+        .iter()
+        .map(|c| {
+            mmm.channels
+                .iter()
+                .position(|m| m == c)
+                .map(|i| mmm.contribution[i].max(0.0))
+        })
+        .collect();
+    let s: f64 = raw.iter().flatten().sum();
+    let t = raw
+        .iter()
+        .map(|v| v.map(|x| if s > 0.0 { x / s } else { 0.0 }))
+        .collect();
+    (t, extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caracal_core::Rng;
+
+    #[test]
+    fn recovers_contributions_of_a_known_linear_mmm() {
+        let mut rng = Rng::new(3);
+        let n = 200;
+        let spend: Vec<Vec<f64>> = (0..3)
+            .map(|_| (0..n).map(|_| 50.0 + 100.0 * rng.uniform()).collect())
+            .collect();
+        let m: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let theta = [3.0, 0.0, 8.0];
+        let cols: Vec<Vec<f64>> = (0..3)
+            .map(|c| transform(&spend[c], 0.5, f64::INFINITY))
+            .collect();
+        let y: Vec<f64> = (0..n)
+            .map(|d| {
+                20.0 + 2.0 * m[d]
+                    + (0..3).map(|c| theta[c] * cols[c][d]).sum::<f64>()
+                    + 0.1 * rng.normal()
+            })
+            .collect();
+        let aggr = Aggregates {
+            channels: vec!["a".into(), "b".into(), "tv".into()],
+            day0: 0,
+            spend,
+        };
+        let mac = Macro {
+            day0: 0,
+            names: vec!["m".into()],
+            values: vec![m],
+            conversions: Some(y),
+        };
+        let f = fit_mmm(&aggr, &mac, None).unwrap();
+        assert!(f.r2 > 0.99, "{f:?}");
+        assert_eq!(f.decay[0], 0.5);
+        let true_share = 3.0 * n as f64 / (11.0 * n as f64);
+        assert!((f.shares[0] - true_share).abs() < 0.02, "{:?}", f.shares);
+        assert!(f.shares[1] < 0.02);
+        let (t, extra) =
+            calibration_targets(&f, &["a".to_string(), "b".to_string(), "email".to_string()]);
+        assert_eq!(extra, ["tv"]);
+        assert!(t[2].is_none() && (t[0].unwrap() + t[1].unwrap() - 1.0).abs() < 1e-12);
+        let no_kpi = Macro {
+            conversions: None,
+            ..mac
+        };
+        let e = fit_mmm(&aggr, &no_kpi, None).unwrap_err().to_string();
+        assert!(e.contains("`conversions` column"), "{e}");
+    }
+}

@@ -1,0 +1,66 @@
+//! `caracal attribution markov` / `fit` end to end, on the built binary.
+
+use std::process::Command;
+
+fn caracal(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_caracal"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("caracal_attr_cli_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+#[test]
+fn markov_json_has_removal_effect_conversions_and_value() {
+    let p = tmp(
+        "paths.csv",
+        "path;total_conversions;total_conversion_value;total_null\n\
+         search > email;3;30;2\nemail;1;10;6\nsearch > social > email;2;20;1\nsocial;0;0;4\n",
+    );
+    let (ok, out, err) = caracal(&[
+        "attribution",
+        "markov",
+        "--paths",
+        &p,
+        "--order",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let chans = v["channels"].as_array().unwrap();
+    assert_eq!(chans.len(), 3);
+    let total: f64 = chans
+        .iter()
+        .map(|c| c["conversions"].as_f64().unwrap())
+        .sum();
+    let value: f64 = chans.iter().map(|c| c["value"].as_f64().unwrap()).sum();
+    assert!((total - 6.0).abs() < 1e-9 && (value - 60.0).abs() < 1e-9);
+    assert!(chans
+        .iter()
+        .all(|c| c["removal_effect"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn bad_paths_and_unknown_methods_fail_with_one_sentence() {
+    let p = tmp("bad.csv", "path;total_conversions\na>>b;1\n");
+    let (ok, _, err) = caracal(&["attribution", "markov", "--paths", &p]);
+    assert!(
+        !ok && err.contains("row 2") && err.contains("empty step"),
+        "{err}"
+    );
+    let (ok, _, err) = caracal(&["attribution", "fit", "--method", "nope"]);
+    assert!(!ok && err.contains("unknown method `nope`"), "{err}");
+}
