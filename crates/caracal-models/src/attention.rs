@@ -51,7 +51,11 @@ pub fn scaled_dot_product_attention(
     let v = repeat_kv(v, n_rep)?.contiguous()?;
     let dt = q.dtype();
     let up = |t: &Tensor| -> Result<Tensor> {
-        Ok(if dt == DType::F64 { t.clone() } else { t.to_dtype(DType::F32)? })
+        Ok(if dt == DType::F64 {
+            t.clone()
+        } else {
+            t.to_dtype(DType::F32)?
+        })
     };
     let mut att = (up(&q.contiguous()?)?.matmul(&up(&k)?.t()?)? * scale)?;
     if let Some(m) = mask {
@@ -76,13 +80,44 @@ pub fn causal_mask(t: usize, dt: DType, device: &candle_core::Device) -> Result<
     Ok(Tensor::from_vec(m, (t, t), device)?.to_dtype(dt)?)
 }
 
+/// An additive causal mask `[T, P + T]` for `T` new queries after `P`
+/// cached positions: query `i` sees keys `0..=P + i`.
+pub fn causal_mask_offset(
+    t: usize,
+    past: usize,
+    dt: DType,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
+    let n = past + t;
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..n).map(move |j| {
+                if j <= past + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
+        .collect();
+    Ok(Tensor::from_vec(m, (t, n), device)?.to_dtype(dt)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use candle_core::Device;
 
     /// Direct loops over one head: the textbook formula.
-    fn naive(q: &[f64], k: &[f64], v: &[f64], tq: usize, tk: usize, d: usize, causal: bool) -> Vec<f64> {
+    fn naive(
+        q: &[f64],
+        k: &[f64],
+        v: &[f64],
+        tq: usize,
+        tk: usize,
+        d: usize,
+        causal: bool,
+    ) -> Vec<f64> {
         let mut out = vec![0.0; tq * d];
         for i in 0..tq {
             let s: Vec<f64> = (0..tk)
@@ -117,7 +152,8 @@ mod tests {
         let k = Tensor::from_vec(kv.clone(), (1, 1, t, d), &dev).unwrap();
         let v = Tensor::from_vec(vv.clone(), (1, 1, t, d), &dev).unwrap();
         let mask = causal_mask(t, DType::F64, &dev).unwrap();
-        let out = scaled_dot_product_attention(&q, &k, &v, Some(&mask), 1.0 / (d as f64).sqrt()).unwrap();
+        let out =
+            scaled_dot_product_attention(&q, &k, &v, Some(&mask), 1.0 / (d as f64).sqrt()).unwrap();
         let out: Vec<f64> = out.flatten_all().unwrap().to_vec1().unwrap();
         for h in 0..2 {
             let want = naive(&qv[h * t * d..(h + 1) * t * d], &kv, &vv, t, t, d, true);
@@ -131,7 +167,8 @@ mod tests {
     fn fully_masked_rows_give_zeros_and_bad_shapes_error() {
         let dev = Device::Cpu;
         let q = Tensor::ones((1, 1, 2, 2), DType::F32, &dev).unwrap();
-        let mask = Tensor::new(&[[f32::NEG_INFINITY, f32::NEG_INFINITY], [0.0, 0.0]], &dev).unwrap();
+        let mask =
+            Tensor::new(&[[f32::NEG_INFINITY, f32::NEG_INFINITY], [0.0, 0.0]], &dev).unwrap();
         let out = scaled_dot_product_attention(&q, &q, &q, Some(&mask), 1.0).unwrap();
         let v: Vec<f32> = out.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(&v[..2], &[0.0, 0.0]);

@@ -1,0 +1,76 @@
+//! Which implementation each layer runs: the fused kernels of
+//! `caracal-kernels` (Liger-Kernel's ops with fused backward passes) or the
+//! same maths composed of plain candle ops.
+
+use candle_core::Tensor;
+use caracal_core::Result;
+use caracal_kernels::CastingMode;
+
+/// Fused kernels or candle-composed references, switchable per model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KernelMode {
+    /// `caracal_kernels::{rms_norm, rope, swiglu, fused_linear_cross_entropy}`.
+    #[default]
+    Fused,
+    /// `caracal_kernels::*::reference`: plain candle ops, candle autograd.
+    Reference,
+}
+
+impl KernelMode {
+    /// A short lower-case name (`fused`, `reference`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelMode::Fused => "fused",
+            KernelMode::Reference => "reference",
+        }
+    }
+
+    /// Llama RMSNorm `x·rstd·w` over the last dimension.
+    pub fn rms_norm(self, x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+        match self {
+            KernelMode::Fused => caracal_kernels::rms_norm(x, w, eps, 0.0, CastingMode::Llama),
+            KernelMode::Reference => Ok(caracal_kernels::rms_norm::reference::rms_norm(
+                x,
+                w,
+                eps,
+                0.0,
+                CastingMode::Llama,
+            )?),
+        }
+    }
+
+    /// Rotate-half RoPE on `q` `[B, Hq, T, D]` and `k` `[B, Hk, T, D]`.
+    pub fn rope(
+        self,
+        q: &Tensor,
+        k: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        match self {
+            KernelMode::Fused => caracal_kernels::rope(q, k, cos, sin),
+            KernelMode::Reference => Ok(caracal_kernels::rope::reference::rope(q, k, cos, sin)?),
+        }
+    }
+
+    /// `silu(a)·b`.
+    pub fn swiglu(self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        match self {
+            KernelMode::Fused => caracal_kernels::swiglu(a, b),
+            KernelMode::Reference => Ok(caracal_kernels::glu::reference::swiglu(a, b)?),
+        }
+    }
+}
+
+impl std::str::FromStr for KernelMode {
+    type Err = caracal_core::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fused" => Ok(KernelMode::Fused),
+            "reference" | "ref" => Ok(KernelMode::Reference),
+            _ => Err(caracal_core::Error::invalid(format!(
+                "kernel mode `{s}` is unknown; expected `fused` or `reference`"
+            ))),
+        }
+    }
+}

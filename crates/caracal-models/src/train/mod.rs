@@ -1,0 +1,15 @@
+//! Training a causal language model: data, AdamW, the schedule,
+//! checkpoints and the loop.
+
+pub mod checkpoint;
+pub mod corpus;
+pub mod data;
+pub mod optim;
+pub mod schedule;
+pub mod trainer;
+
+pub use corpus::grammar_corpus;
+pub use data::TokenData;
+pub use optim::{AdamW, AdamWConfig};
+pub use schedule::CosineSchedule;
+pub use trainer::{evaluate, EvalStats, StepStats, TrainOptions, Trainer};
