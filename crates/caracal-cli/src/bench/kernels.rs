@@ -11,8 +11,12 @@ use serde::Serialize;
 /// Shape scale for the kernel benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scale {
-    /// The CPU shapes (Liger's benchmark shapes scaled to CPU).
+    /// The CPU shapes (Liger's benchmark shapes scaled to CPU). The
+    /// candle reference for CE and FLCE needs about 20 GB here.
     Full,
+    /// The full shapes, but CE and FLCE at BT=1024 so that their candle
+    /// reference fits beside other work on a 24 GB machine.
+    Medium,
     /// Small shapes for a quick look (what `caracal tour` runs).
     Small,
 }
@@ -77,7 +81,7 @@ fn targets(seed: u64, n: usize, v: usize) -> Result<Tensor> {
 
 fn glu_case(scale: Scale, op: &'static str) -> Result<Case> {
     let shape = match scale {
-        Scale::Full => [8192, 11008],
+        Scale::Full | Scale::Medium => [8192, 11008],
         Scale::Small => [1024, 2816],
     };
     let (a, b) = (var(1, &shape)?, var(2, &shape)?);
@@ -116,7 +120,7 @@ fn geglu_case(scale: Scale) -> Result<Case> {
 
 fn norm_shape(scale: Scale) -> [usize; 2] {
     match scale {
-        Scale::Full => [8192, 4096],
+        Scale::Full | Scale::Medium => [8192, 4096],
         Scale::Small => [1024, 1024],
     }
 }
@@ -172,7 +176,7 @@ fn rope_tables(t: usize, d: usize) -> Result<(Tensor, Tensor)> {
 fn rope_case(scale: Scale) -> Result<Case> {
     use caracal_kernels::rope::{reference, rope};
     let (b, hq, hk, t, d) = match scale {
-        Scale::Full => (4, 32, 8, 1024, 128),
+        Scale::Full | Scale::Medium => (4, 32, 8, 1024, 128),
         Scale::Small => (1, 8, 2, 256, 64),
     };
     let (q, k) = (var(1, &[b, hq, t, d])?, var(2, &[b, hk, t, d])?);
@@ -195,6 +199,7 @@ fn ce_case(scale: Scale) -> Result<Case> {
     use caracal_kernels::cross_entropy::{cross_entropy, reference, CeOptions};
     let (n, v) = match scale {
         Scale::Full => (4096, 128256),
+        Scale::Medium => (1024, 128256),
         Scale::Small => (512, 32000),
     };
     let z = var(1, &[n, v])?;
@@ -214,6 +219,7 @@ fn flce_case(scale: Scale) -> Result<Case> {
     use caracal_kernels::fused_linear_ce::{fused_linear_cross_entropy, reference, FlceOptions};
     let (bt, h, v) = match scale {
         Scale::Full => (4096, 2048, 128256),
+        Scale::Medium => (1024, 2048, 128256),
         Scale::Small => (512, 512, 32000),
     };
     let x = var(1, &[bt, h])?;
@@ -242,7 +248,7 @@ fn log_probs(seed: u64, n: usize, v: usize) -> Result<Tensor> {
 fn jsd_case(scale: Scale) -> Result<Case> {
     use caracal_kernels::jsd::{jsd, reference};
     let (n, v) = match scale {
-        Scale::Full => (4096, 32000),
+        Scale::Full | Scale::Medium => (4096, 32000),
         Scale::Small => (512, 8000),
     };
     let q = Var::from_tensor(&log_probs(1, n, v)?)?;
@@ -259,7 +265,7 @@ fn jsd_case(scale: Scale) -> Result<Case> {
 fn kl_div_case(scale: Scale) -> Result<Case> {
     use caracal_kernels::divergence::{kl_div, reference, KlReduction};
     let (n, v) = match scale {
-        Scale::Full => (4096, 32000),
+        Scale::Full | Scale::Medium => (4096, 32000),
         Scale::Small => (512, 8000),
     };
     let x = Var::from_tensor(&log_probs(1, n, v)?)?;
