@@ -3,7 +3,7 @@
 
 Times forward+backward of each op in plain PyTorch eager (the composition
 that Hugging Face models use) on the same shapes and thread count as
-`caracal bench kernels --scale full`, and prints JSON rows with the same
+`caracal bench kernels --scale full` (or `--scale medium`: CE and FLCE at BT=1024), and prints JSON rows with the same
 fields: op, shape, impl, ms_median, peak_bytes.
 
 Peak bytes: each op runs in a fresh child process; peak_bytes is the child's
@@ -11,7 +11,7 @@ peak RSS minus its RSS once the inputs exist (the extra memory one
 forward+backward needs).
 
 Install:  pip install torch numpy
-Run:      python3 bench/torch_kernels.py --threads 2 [--scale small] [--reps 5] [--ops swiglu,ce]
+Run:      python3 bench/torch_kernels.py --threads 2 [--scale medium|small] [--reps 5] [--ops swiglu,ce]
 """
 import argparse
 import json
@@ -22,10 +22,11 @@ import time
 
 
 def shapes(scale):
-    full = scale == "full"
+    full = scale in ("full", "medium")
+    bt = 4096 if scale == "full" else 1024
     return {
-        "flce": (4096, 2048, 128256) if full else (512, 512, 32000),
-        "ce": (4096, 128256) if full else (512, 32000),
+        "flce": (bt, 2048, 128256) if full else (512, 512, 32000),
+        "ce": (bt, 128256) if full else (512, 32000),
         "rms_norm": (8192, 4096) if full else (1024, 1024),
         "layer_norm": (8192, 4096) if full else (1024, 1024),
         "swiglu": (8192, 11008) if full else (1024, 2816),
@@ -141,7 +142,7 @@ def child(op, shape, reps, threads, q):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--scale", choices=["full", "small"], default="full")
+    ap.add_argument("--scale", choices=["full", "medium", "small"], default="full")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--ops", default="")
     a = ap.parse_args()

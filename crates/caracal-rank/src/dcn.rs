@@ -3,8 +3,10 @@
 //! eq. 1): a pointwise model over hand-pooled features.
 //!
 //! Input `x₀` = the candidate's ID embeddings (item, actor, topic, type), its
-//! age, the mean embedding of the member's history and the mean embedding of
-//! the engaged part of it (dwell or contribution). Cross layers
+//! age, and member features pooled from the history without its order: per
+//! ID field, the mean embedding over the history and over its engaged part
+//! (dwell or contribution). These are the features LiGR reads, less the
+//! order of the history (recency, which engaged event came last). Cross layers
 //! `x_{l+1} = x₀ ⊙ (W_l x_l + b_l) + x_l` are stacked with a ReLU MLP, then
 //! one logit per task. Candidates never see each other.
 
@@ -72,7 +74,7 @@ impl Dcn {
         for (n, r) in FIELDS.iter().zip(rows) {
             p.normal(n, &[r, e], 0.1, &mut rng)?;
         }
-        let d0 = 6 * e + 1;
+        let d0 = 12 * e + 1;
         for l in 0..cfg.cross_layers {
             p.normal(
                 &format!("cross{l}.w"),
@@ -176,26 +178,25 @@ impl Scorer for Dcn {
                 w_eng[bi * h + k] = 1.0 / eng.len() as f32;
             }
         }
-        let mut hist_sum = tok[0].narrow(1, 0, h)?;
-        for t in &tok[1..] {
-            hist_sum = (hist_sum + t.narrow(1, 0, h)?)?;
+        // Every ID field, pooled over the history and over its engaged part.
+        let hist: Vec<Tensor> = tok
+            .iter()
+            .map(|t| t.narrow(1, 0, h)?.contiguous())
+            .collect::<candle_core::Result<_>>()?;
+        let w_all = Tensor::from_vec(w_all, (b, 1, h), dev)?;
+        let w_eng = Tensor::from_vec(w_eng, (b, 1, h), dev)?;
+        let mut parts: Vec<Tensor> = cand.clone();
+        parts.push(batch.age.reshape((b, l, 1))?.narrow(1, h, n)?);
+        for w in [&w_all, &w_eng] {
+            for t in &hist {
+                parts.push(if h > 0 {
+                    w.matmul(t)?.broadcast_as((b, n, e))?
+                } else {
+                    Tensor::zeros((b, n, e), candle_core::DType::F32, dev)?
+                });
+            }
         }
-        let pool = |w: Vec<f32>| -> Result<Tensor> {
-            let w = Tensor::from_vec(w, (b, 1, h), dev)?;
-            Ok(w.matmul(&hist_sum.contiguous()?)?.broadcast_as((b, n, e))?)
-        };
-        let (p_all, p_eng) = if h > 0 {
-            (pool(w_all)?, pool(w_eng)?)
-        } else {
-            let z = Tensor::zeros((b, n, e), candle_core::DType::F32, dev)?;
-            (z.clone(), z)
-        };
-        let age = batch.age.reshape((b, l, 1))?.narrow(1, h, n)?;
-        let x0 = Tensor::cat(
-            &[&cand[0], &cand[1], &cand[2], &cand[3], &age, &p_all, &p_eng],
-            2,
-        )?
-        .reshape((b * n, 6 * e + 1))?;
+        let x0 = Tensor::cat(&parts, 2)?.reshape((b * n, 12 * e + 1))?;
         let mut x = x0.clone();
         for c in 0..self.cfg.cross_layers {
             let lin = x

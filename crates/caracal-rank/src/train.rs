@@ -24,6 +24,12 @@ pub struct TrainConfig {
     pub loss: LossKind,
     /// Stop after this many epochs without a better validation AUC.
     pub patience: usize,
+    /// Probability with which a training token's item id is replaced by the
+    /// out-of-vocabulary row (ID dropout): it keeps the item-ID table from
+    /// memorizing label noise before the shared structure is learned, and
+    /// trains the row that unseen items use.
+    #[serde(default)]
+    pub item_dropout: f64,
     pub seed: u64,
     /// Where the best model is written (atomically) as JSON.
     pub checkpoint: Option<PathBuf>,
@@ -42,6 +48,7 @@ impl Default for TrainConfig {
                 listwise_weight: 1.0,
             },
             patience: 3,
+            item_dropout: 0.0,
             seed: 1,
             checkpoint: None,
             log: None,
@@ -123,7 +130,17 @@ pub fn train(
                 .iter()
                 .map(|&i| Example::of(train, &train.sessions[i], model.max_history()))
                 .collect();
-            let batch = model.batch(&ex)?;
+            let mut batch = model.batch(&ex)?;
+            if cfg.item_dropout > 0.0 {
+                let mut ids: Vec<u32> = batch.fields[0].to_vec1()?;
+                for id in ids.iter_mut() {
+                    if rng.bernoulli(cfg.item_dropout) {
+                        *id = crate::vocab::OOV;
+                    }
+                }
+                let n = ids.len();
+                batch.fields[0] = candle_core::Tensor::from_vec(ids, n, batch.fields[0].device())?;
+            }
             let labels = batch
                 .labels
                 .as_ref()

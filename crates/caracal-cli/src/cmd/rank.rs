@@ -31,19 +31,19 @@ pub enum RankCmd {
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimOpts {
     /// Members to simulate.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1500)]
     pub members: usize,
     /// Distinct posts.
-    #[arg(long, default_value_t = 800)]
+    #[arg(long, default_value_t = 300)]
     pub items: usize,
     /// History events per member.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 20)]
     pub history: usize,
     /// Ranked sessions per member.
     #[arg(long, default_value_t = 3)]
     pub sessions: usize,
     /// Candidates per session.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 10)]
     pub candidates: usize,
     /// Seed of the simulation.
     #[arg(long, default_value_t = 7)]
@@ -105,14 +105,17 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     pub heads: usize,
     /// Longest history read.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 20)]
     pub max_history: usize,
     /// Most epochs.
     #[arg(long, default_value_t = 12)]
     pub epochs: usize,
     /// Stop after this many epochs without a better validation AUC.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 4)]
     pub patience: usize,
+    /// Probability of replacing a training token's item id by the unseen-id row.
+    #[arg(long, default_value_t = 0.5)]
+    pub item_dropout: f64,
     /// Sessions per step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -269,13 +272,23 @@ pub fn run(c: RankCmd) -> Result<()> {
             Ok(())
         }
         RankCmd::Compare(a) => {
+            let base = CompareConfig::default();
+            let sim = a.sim.config();
             let rows = compare(&CompareConfig {
-                sim: a.sim.config(),
+                ligr: LigrConfig {
+                    max_history: sim.history_len,
+                    ..base.ligr.clone()
+                },
+                dcn: DcnConfig {
+                    max_history: sim.history_len,
+                    ..base.dcn.clone()
+                },
                 train: TrainConfig {
                     epochs: a.epochs,
-                    ..TrainConfig::default()
+                    ..base.train.clone()
                 },
-                ..CompareConfig::default()
+                sim,
+                ..base
             })?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -320,6 +333,7 @@ fn run_train(a: TrainArgs) -> Result<()> {
         lr: a.lr,
         loss: loss_kind(&a.loss)?,
         patience: a.patience,
+        item_dropout: a.item_dropout,
         seed: a.seed,
         checkpoint: Some(a.out.join("model.json")),
         log: Some(a.out.join("train.jsonl")),
@@ -507,30 +521,11 @@ fn markdown_table(rows: &[CompareRow]) -> String {
 /// pointwise, no history) and DCNv2 trained briefly, one table.
 pub fn tour(r: &mut Report) -> Result<()> {
     let cfg = CompareConfig {
-        sim: SimConfig {
-            members: 500,
-            items: 800,
-            history_len: 24,
-            sessions_per_member: 3,
-            candidates: 12,
-            ..SimConfig::default()
-        },
-        ligr: LigrConfig {
-            d_model: 24,
-            ffn_hidden: 48,
-            max_history: 24,
-            ..LigrConfig::default()
-        },
-        dcn: DcnConfig {
-            max_history: 24,
-            ..DcnConfig::default()
-        },
         train: TrainConfig {
-            epochs: 6,
-            patience: 2,
-            ..TrainConfig::default()
+            epochs: 8,
+            ..CompareConfig::default().train
         },
-        k: 5,
+        ..CompareConfig::default()
     };
     let rows = compare(&cfg)?;
     let html = format!(
