@@ -2,12 +2,17 @@
 //! `cargo run -p caracal-attribution --example credit_table`.
 
 use caracal_attribution::budget::back_evaluate;
-use caracal_attribution::transformer::TransformerConfig;
+use caracal_attribution::calibrate::{calibrate, CalibrationConfig};
+use caracal_attribution::methods::mmm_targets;
+use caracal_attribution::transformer::{fit_transformer, CreditMethod, TransformerConfig};
 use caracal_attribution::{fit_methods, simulate, total_variation, Inputs, Method, SimConfig};
 
 fn main() -> caracal_core::Result<()> {
     let t0 = std::time::Instant::now();
     let mut cfg = SimConfig::default();
+    if let Ok(v) = std::env::var("SEED") {
+        cfg.seed = v.parse().unwrap();
+    }
     if let Ok(v) = std::env::var("POP") {
         cfg.population_factor = v.parse().unwrap();
     }
@@ -25,13 +30,27 @@ fn main() -> caracal_core::Result<()> {
             .collect::<caracal_core::Result<_>>()?,
         Err(_) => Method::all(),
     };
-    let res = fit_methods(&methods, &inputs, &TransformerConfig::default(), 0, 1)?;
+    let mut tcfg = TransformerConfig::default();
+    if let Ok(v) = std::env::var("EPOCHS") {
+        tcfg.epochs = v.parse().unwrap();
+    }
+    if let Ok(v) = std::env::var("LR") {
+        tcfg.lr = v.parse().unwrap();
+    }
+    let res = fit_methods(&methods, &inputs, &tcfg, 0, 1)?;
     eprintln!("fitted in {:.1}s", t0.elapsed().as_secs_f64());
     println!(
         "true shares: {:?}",
         sim.true_shares
             .iter()
             .map(|x| format!("{x:.3}"))
+            .collect::<Vec<_>>()
+    );
+    eprintln!(
+        "true incremental: {:?}",
+        sim.true_incremental
+            .iter()
+            .map(|x| format!("{x:.0}"))
             .collect::<Vec<_>>()
     );
     println!("| method | credit error (TV) | AUC | log-loss | back-eval lift |");
@@ -64,6 +83,27 @@ fn main() -> caracal_core::Result<()> {
                     .collect::<Vec<_>>()
             );
         }
+    }
+    // The experimental tied combination (`calibrate`): the uncalibrated
+    // model's leave-one-out credit, with balanced channels tied to one MMM
+    // scale. Off the default path; see the README's seed table.
+    if std::env::var("NO_TIED").is_err() {
+        let (model, _) = fit_transformer(&sim.journeys, &tcfg, None)?;
+        let (per, _) = model.credit(&sim.journeys, CreditMethod::LeaveOneOut)?;
+        let (mmm, _, _) = mmm_targets(&inputs)?;
+        let cal = calibrate(&per, &sim.journeys, &mmm, &CalibrationConfig::default())?;
+        let shares = caracal_attribution::data::normalize(&cal.combined);
+        let tv = total_variation(&shares, &sim.true_shares)?;
+        let be = back_evaluate(&sim, &shares)?;
+        println!(
+            "| transformer + tied MMM (experimental) | {tv:.3} | | | {:+.2}% | {:?}",
+            100.0 * be.lift,
+            shares.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "  imbalance {:?} tied {:?} lr {:?}",
+            cal.imbalance, cal.tied, cal.tie_statistic
+        );
     }
     let be = back_evaluate(&sim, &sim.true_shares)?;
     println!("| (true shares) | 0 | | | {:+.2}% |", 100.0 * be.lift);

@@ -11,6 +11,8 @@
 //! - [`mmm`]: media-mix model with adstock, saturation and macro factors.
 //! - [`transformer`]: LiDDA's conversion model, credit by attention or
 //!   leave-one-out, optional MMM calibration `L = L_conv + β·L_calib`.
+//! - [`calibrate`]: experimental combination of the member-level model and
+//!   the MMM (balanced channels tied to member ratios, one MMM scale).
 //! - [`methods`]: every method behind one name; fit them all at once.
 //! - [`evaluate`]: credit error (total variation) and bootstrap intervals.
 //! - [`budget`]: budget back-evaluation inside the simulator.
@@ -32,6 +34,7 @@
 
 pub mod adam;
 pub mod budget;
+pub mod calibrate;
 pub mod data;
 pub mod evaluate;
 pub mod heuristics;

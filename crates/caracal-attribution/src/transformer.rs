@@ -29,6 +29,17 @@
 //! Calibration: for each batch, the model's channel shares of removal
 //! increments `s_c` are matched to the MMM shares `t_c` by
 //! `L_calib = KL(t ‖ s)` over the channels both cover.
+//!
+//! What this calibration can and cannot do (measured on the simulator,
+//! table in the README): the KL term pulls the model's shares onto the MMM
+//! shares, so the calibrated model's credit error tracks the MMM's — close
+//! to it on every seed, better or worse by noise, and as bad as the MMM
+//! when the MMM is wrong (seed 3: TV 0.425 vs MMM 0.428). It fixes the
+//! confounded channels but adds no member-level information to the shares.
+//! [`crate::calibrate`] holds an experimental alternative that uses both
+//! sources (member ratios for balanced channels, MMM level for targeted
+//! ones); it is not the default because it does not beat the MMM on every
+//! seed either.
 
 use crate::adam::Adam;
 use crate::data::{normalize, Credit, Journeys};
