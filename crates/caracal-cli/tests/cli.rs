@@ -66,3 +66,34 @@ fn bench_kernels_json_has_the_documented_fields() {
     assert_eq!(rows[0]["impl"], "fused");
     assert_eq!(rows[1]["impl"], "candle-reference");
 }
+
+#[test]
+fn tour_writes_the_report_and_summary() {
+    let dir = std::env::temp_dir().join(format!("caracal-tour-{}", std::process::id()));
+    let d = dir.to_str().unwrap();
+    let out = caracal(&["tour", "--out", d, "--sections", "loglinear,graph"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        html.contains("<svg") || html.contains("<table"),
+        "report has no chart or table"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    for key in ["loglinear", "graph"] {
+        assert!(
+            summary.get(key).is_some(),
+            "summary lacks `{key}`: {summary}"
+        );
+    }
+    // UCBAdmissions under [AG][AD][GD]: G² = 20.2043, df = 5 (R loglin).
+    let g2 = summary["loglinear"]["ucb_deviance_g2"].as_f64().unwrap();
+    assert!((g2 - 20.204275).abs() < 1e-4, "{g2}");
+    let bad = caracal(&["tour", "--out", d, "--sections", "nope"]);
+    assert!(!bad.status.success());
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -10,6 +10,10 @@ pub struct TourArgs {
     /// Folder for index.html and summary.json.
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
+    /// Only these sections, comma-separated (default: all of kernels,
+    /// models, rank, attribution, loglinear, graph).
+    #[arg(long, value_delimiter = ',')]
+    pub sections: Vec<String>,
 }
 
 type Section = fn(&mut Report) -> anyhow::Result<()>;
@@ -25,7 +29,19 @@ pub fn run(a: TourArgs) -> anyhow::Result<()> {
         ("loglinear", crate::cmd::loglin::tour),
         ("graph", crate::cmd::graph::tour),
     ];
+    for s in &a.sections {
+        if !sections.iter().any(|(n, _)| n == s) {
+            let names: Vec<&str> = sections.iter().map(|(n, _)| *n).collect();
+            anyhow::bail!(
+                "unknown tour section `{s}`; expected one of: {}",
+                names.join(", ")
+            );
+        }
+    }
     for (name, f) in sections {
+        if !a.sections.is_empty() && !a.sections.iter().any(|s| s == name) {
+            continue;
+        }
         let t = Instant::now();
         eprintln!("tour: {name} ...");
         f(&mut report).map_err(|e| e.context(format!("tour section `{name}`")))?;
