@@ -95,6 +95,59 @@ fn round_to<R: Real>(dt: DType, v: R) -> R {
     }
 }
 
+/// `acc[V, H] += dzᵀ·x` for `dz` `[n, V]` and `x` `[n, H]`, all row-major,
+/// by one call to the `gemm` crate (the kernel candle itself runs on the
+/// CPU) with `read_dst`, so the product is added in place.
+fn accumulate_at_b<R: Real>(
+    acc: &mut [R],
+    dz: &[R],
+    x: &[R],
+    n: usize,
+    v: usize,
+    h: usize,
+) -> candle_core::Result<()> {
+    if acc.len() != v * h || dz.len() != n * v || x.len() != n * h {
+        candle_core::bail!("fused_linear_cross_entropy: internal shape mismatch in the dW update");
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let threads = rayon::current_num_threads();
+    let par = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the three slices have the lengths checked above; `acc` is
+    // [v, h] row-major (row stride h, column stride 1); dzᵀ is [v, n] read
+    // from dz [n, v] (row stride 1, column stride v); x is [n, h] row-major.
+    // R is f32 or f64, both supported by gemm.
+    unsafe {
+        gemm::gemm(
+            v,
+            h,
+            n,
+            acc.as_mut_ptr(),
+            1,
+            h as isize,
+            true,
+            dz.as_ptr(),
+            v as isize,
+            1,
+            x.as_ptr(),
+            1,
+            h as isize,
+            R::one(),
+            R::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    Ok(())
+}
+
 /// The CPU slice of a contiguous tensor of scalar `R`.
 fn with_slice<R: Real, T>(t: &Tensor, f: impl FnOnce(&[R]) -> T) -> candle_core::Result<T> {
     let (st, l) = t.storage_and_layout();
@@ -190,25 +243,34 @@ impl Flce {
                     }
                 });
             }
-            let dz = Tensor::from_vec(dz, (n, v), &Device::Cpu)?;
+            let dz_t = Tensor::from_vec(dz, (n, v), &Device::Cpu)?;
             // dx_c = dz_c·W.
-            dx_parts.push(dz.matmul(&w)?);
-            // dW += dz_cᵀ·x_c, one vocabulary block at a time.
-            for v0 in (0..v).step_by(VOCAB_BLOCK) {
-                let len = VOCAB_BLOCK.min(v - v0);
-                let part = dz.narrow(1, v0, len)?.t()?.matmul(&xc)?; // [len, H]
-                let acc = &mut dw[v0 * h..(v0 + len) * h];
-                with_slice::<R, _>(&part, |p| {
-                    acc.par_chunks_mut(GRAIN)
-                        .zip(p.par_chunks(GRAIN))
-                        .for_each(|(a, p)| match round_dw {
-                            None => a.iter_mut().zip(p).for_each(|(a, &p)| *a += p),
-                            Some(dt) => a
-                                .iter_mut()
-                                .zip(p)
-                                .for_each(|(a, &p)| *a = round_to(dt, *a + p)),
-                        })
-                })?;
+            dx_parts.push(dz_t.matmul(&w)?);
+            // dW += dz_cᵀ·x_c.
+            if round_dw.is_none() {
+                // One GEMM that accumulates straight into dW: no V×H
+                // temporary and no extra pass over dW.
+                with_slice::<R, _>(&dz_t, |dzs| {
+                    with_slice::<R, _>(&xc, |xs| accumulate_at_b(&mut dw, dzs, xs, n, v, h))
+                })???;
+            } else {
+                // Rounding dW to W's dtype after each chunk (Liger's bf16
+                // accumulation), one vocabulary block at a time.
+                for v0 in (0..v).step_by(VOCAB_BLOCK) {
+                    let len = VOCAB_BLOCK.min(v - v0);
+                    let part = dz_t.narrow(1, v0, len)?.t()?.matmul(&xc)?; // [len, H]
+                    let acc = &mut dw[v0 * h..(v0 + len) * h];
+                    with_slice::<R, _>(&part, |p| {
+                        acc.par_chunks_mut(GRAIN)
+                            .zip(p.par_chunks(GRAIN))
+                            .for_each(|(a, p)| {
+                                let dt = round_dw.unwrap_or(DType::F32);
+                                a.iter_mut()
+                                    .zip(p)
+                                    .for_each(|(a, &p)| *a = round_to(dt, *a + p))
+                            })
+                    })?;
+                }
             }
         }
 
