@@ -551,7 +551,7 @@ impl CeSpec {
                 target.dtype()
             )));
         }
-        crate::ensure_cpu(op, target)?;
+        let target = &target.to_device(&Device::Cpu)?;
         let ls = opts.label_smoothing;
         if !(0.0..=1.0).contains(&ls) {
             return Err(Error::invalid(format!(
@@ -717,6 +717,16 @@ pub(crate) fn scale_by(t: &Tensor, grad_output: &Tensor) -> candle_core::Result<
             t.dims()
         );
     }
+    if !t.device().is_cpu() {
+        // On a GPU the scaling is one candle kernel.
+        return if g.len() <= 1 {
+            t.affine(g.first().copied().unwrap_or(1.0), 0.0)
+        } else {
+            let mut shape = vec![1usize; t.rank().max(1)];
+            shape[0] = g.len();
+            t.broadcast_mul(&grad_output.to_dtype(t.dtype())?.reshape(shape)?)
+        };
+    }
     let t = t.contiguous()?;
     let (st, l) = t.storage_and_layout();
     let Storage::Cpu(cs) = &*st else {
@@ -748,8 +758,12 @@ struct CeOp {
     spec: CeSpec,
     /// Whether the logits need a gradient (otherwise only the loss is computed).
     want_grad: bool,
+    /// On CUDA, write the gradient over the logits (Liger's in-place trick);
+    /// the caller then stashes the logits tensor itself as the gradient.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    in_place: bool,
     /// `∂loss/∂logits` for `grad_output = 1`, in the logits' dtype.
-    grad: Mutex<Option<Tensor>>,
+    grad: Arc<Mutex<Option<Tensor>>>,
     /// The z-loss, read by [`cross_entropy`] after the forward.
     z_loss: Arc<Mutex<Option<Tensor>>>,
 }
@@ -757,6 +771,45 @@ struct CeOp {
 impl CustomOp1 for CeOp {
     fn name(&self) -> &'static str {
         "cross_entropy"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle_core::CudaStorage,
+        l: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use crate::cuda::{ce, rt};
+        let dev = &s.device;
+        let dt = s.dtype();
+        let (n, v) = l.shape().dims2()?;
+        let dce = ce::CeDev::new(dev, &self.spec, 1.0)?;
+        let z = rt::ptr(s, l)?;
+        let ((lt, lp), (zt, zp)) = ce::row_buffers(dev, n)?;
+        let mut grad = None;
+        let gp = if !self.want_grad {
+            0
+        } else if self.in_place {
+            z
+        } else {
+            let (g, p) = rt::new_tensor(dev, dt, (n, v), &|| {
+                format!("cross_entropy gradient [{n}, {v}] {dt:?}")
+            })?;
+            grad = Some(g);
+            p
+        };
+        dce.run(dev, dt, z, gp, 0, 0, lp, zp, 0, n, v)?;
+        if let Some(g) = grad {
+            *lock(&self.grad) = Some(g);
+        }
+        let none = self.spec.reduction == Reduction::None;
+        let out_dt = if dt == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        *lock(&self.z_loss) = Some(ce::reduce(&zt, none, out_dt)?);
+        ce::storage_of(&ce::reduce(&lt, none, out_dt)?)
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
@@ -803,6 +856,47 @@ impl CustomOp1 for CeOp {
 /// The loss is f32 (f64 for f64 logits), a scalar or `[N]` for
 /// `Reduction::None`; the logits' gradient has the logits' dtype.
 pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CeOptions) -> Result<CeOutput> {
+    Ok(ce_impl(logits, target, opts, false, false)?.0)
+}
+
+/// [`cross_entropy`] (or, with `in_place`, [`cross_entropy_in_place`]) in
+/// functional form, for loops outside candle's autograd: the loss and
+/// `∂loss/∂logits` for `grad_output = 1` (for `Reduction::None`, the
+/// gradient of the sum of the per-row losses), from the one forward pass.
+pub fn cross_entropy_with_grad(
+    logits: &Tensor,
+    target: &Tensor,
+    opts: &CeOptions,
+    in_place: bool,
+) -> Result<(CeOutput, Tensor)> {
+    let (out, grad) = ce_impl(logits, target, opts, in_place, true)?;
+    let g = grad.ok_or_else(|| Error::invalid("cross_entropy: no gradient"))?;
+    Ok((out, g))
+}
+
+/// [`cross_entropy`] that, on a CUDA device, writes the gradient over the
+/// logits' own storage (Liger-Kernel's in-place trick), so that the peak
+/// memory of forward+backward is the logits alone. The logits' values are
+/// gone after the call: use it when nothing else reads them (the usual
+/// `loss.backward()` right after a forward). On the CPU it is
+/// [`cross_entropy`].
+pub fn cross_entropy_in_place(
+    logits: &Tensor,
+    target: &Tensor,
+    opts: &CeOptions,
+) -> Result<CeOutput> {
+    Ok(ce_impl(logits, target, opts, true, false)?.0)
+}
+
+/// The shared body; with `explicit`, the gradient is always computed and
+/// returned rather than left to candle's autograd.
+fn ce_impl(
+    logits: &Tensor,
+    target: &Tensor,
+    opts: &CeOptions,
+    in_place: bool,
+    explicit: bool,
+) -> Result<(CeOutput, Option<Tensor>)> {
     const OP: &str = "cross_entropy";
     check_float(OP, "logits", logits.dtype())?;
     let (n, v) = match *logits.dims() {
@@ -815,24 +909,41 @@ pub fn cross_entropy(logits: &Tensor, target: &Tensor, opts: &CeOptions) -> Resu
         }
     };
     crate::ensure_cpu(OP, logits)?;
+    let logits = &crate::device_layout(logits)?;
     let spec = CeSpec::new(OP, target, n, v, opts)?;
     let z_slot = Arc::new(Mutex::new(None));
+    let grad_slot = Arc::new(Mutex::new(None));
+    let in_place = in_place && !logits.device().is_cpu();
+    let want_grad = explicit || logits.track_op();
     let op = CeOp {
         spec,
-        want_grad: logits.track_op(),
-        grad: Mutex::new(None),
+        want_grad,
+        in_place,
+        grad: grad_slot.clone(),
         z_loss: z_slot.clone(),
     };
     let loss = logits.apply_op1(op)?;
+    if in_place && want_grad {
+        // The logits' storage now holds the gradient.
+        *lock(&grad_slot) = Some(logits.detach());
+    }
     let z_loss = lock(&z_slot).take();
-    Ok(CeOutput {
-        loss,
-        z_loss: if opts.lse_square_scale != 0.0 {
-            z_loss
-        } else {
-            None
+    let grad = if explicit {
+        lock(&grad_slot).clone()
+    } else {
+        None
+    };
+    Ok((
+        CeOutput {
+            loss,
+            z_loss: if opts.lse_square_scale != 0.0 {
+                z_loss
+            } else {
+                None
+            },
         },
-    })
+        grad,
+    ))
 }
 
 /// The same loss composed of plain candle ops, differentiated by candle's

@@ -119,6 +119,20 @@ impl CustomOp2 for KlOp {
         "kl_div"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let none = self.reduction == KlReduction::None;
+        let out =
+            crate::cuda::div::kl_fwd(s1, l1, s2, l2, self.log_target, none, self.scale(l1.dims()))?;
+        crate::cuda::ce::storage_of(&out)
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -158,6 +172,16 @@ impl CustomOp2 for KlOp {
         _res: &Tensor,
         g: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let dx = if self.reduction == KlReduction::None {
+                crate::cuda::div::kl_bwd(x, y, Some(g), 0.0, self.log_target)?
+            } else {
+                let s = scalar_of(g)? * self.scale(x.dims());
+                crate::cuda::div::kl_bwd(x, y, None, s, self.log_target)?
+            };
+            return Ok((Some(dx), None));
+        }
         let dt = x.dtype();
         crate::dispatch_real!(dt, R => {
             let yv = cpu::tensor_read::<R>(y)?;
@@ -213,8 +237,9 @@ pub fn kl_div(
     reduction: KlReduction,
 ) -> Result<Tensor> {
     check_pair("kl_div", "input", input, "target", target)?;
+    let (input, target) = (crate::device_layout(input)?, crate::device_layout(target)?);
     Ok(input.apply_op2(
-        target,
+        &target,
         KlOp {
             log_target,
             reduction,
@@ -387,6 +412,7 @@ fn tvd_impl(
 ) -> Result<Tensor> {
     const OP: &str = "tvd";
     check_pair(OP, "p", p, "q", q)?;
+    crate::ensure_cpu_only(OP, p)?;
     let (rows, _) = dims2(OP, "p", p)?;
     let labels = read_labels(OP, labels, rows)?;
     Ok(p.apply_op2(

@@ -70,20 +70,20 @@ const GRAIN: usize = 1 << 14;
 
 /// The gradients of one pass, in the inputs' dtypes.
 #[derive(Clone, Debug)]
-struct Grads {
-    dx: Tensor,
-    dw: Tensor,
-    db: Option<Tensor>,
+pub(crate) struct Grads {
+    pub(crate) dx: Tensor,
+    pub(crate) dw: Tensor,
+    pub(crate) db: Option<Tensor>,
 }
 
 /// Everything a pass needs: detached inputs and the validated CE options.
-struct Flce {
-    x: Tensor,
-    w: Tensor,
-    b: Option<Tensor>,
-    spec: CeSpec,
-    chunk: usize,
-    accum_f32: bool,
+pub(crate) struct Flce {
+    pub(crate) x: Tensor,
+    pub(crate) w: Tensor,
+    pub(crate) b: Option<Tensor>,
+    pub(crate) spec: CeSpec,
+    pub(crate) chunk: usize,
+    pub(crate) accum_f32: bool,
 }
 
 /// Round `v` to the precision of `dt` (identity for f32/f64).
@@ -167,6 +167,10 @@ impl Flce {
         grads: bool,
         row_scale: Option<&[f64]>,
     ) -> candle_core::Result<(Vec<RowLoss<f64>>, Option<Grads>)> {
+        #[cfg(feature = "cuda")]
+        if self.x.device().is_cuda() {
+            return crate::cuda::flce::pass(self, grads, row_scale);
+        }
         crate::dispatch_real!(self.x.dtype(), R => self.pass_in::<R>(grads, row_scale))
     }
 
@@ -340,6 +344,17 @@ impl CustomOp2 for FlceOp {
         "fused_linear_cross_entropy"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::ce::storage_of(&self.loss)
+    }
+
     fn cpu_fwd(
         &self,
         _: &CpuStorage,
@@ -365,6 +380,19 @@ impl CustomOp2 for FlceOp {
 impl CustomOp3 for FlceOp {
     fn name(&self) -> &'static str {
         "fused_linear_cross_entropy"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+        _: &candle_core::CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::ce::storage_of(&self.loss)
     }
 
     fn cpu_fwd(
@@ -403,6 +431,54 @@ pub fn fused_linear_cross_entropy(
     target: &Tensor,
     opts: &FlceOptions,
 ) -> Result<CeOutput> {
+    Ok(flce_impl(x, w, bias, target, opts, false)?.0)
+}
+
+/// The gradients of [`fused_linear_cross_entropy_with_grads`].
+#[derive(Clone, Debug)]
+pub struct FlceGrads {
+    /// `∂loss/∂x`, `[BT, H]`.
+    pub dx: Tensor,
+    /// `∂loss/∂W`, `[V, H]`.
+    pub dw: Tensor,
+    /// `∂loss/∂b`, `[V]`, when there is a bias.
+    pub db: Option<Tensor>,
+}
+
+/// [`fused_linear_cross_entropy`] in functional form, for training loops
+/// that do not go through candle's autograd (as Liger's
+/// `LigerFusedLinearCrossEntropyFunction`): the loss and its gradients for
+/// `grad_output = 1` (for `Reduction::None`, the gradients of the sum of the
+/// per-row losses), all computed in the one forward pass.
+pub fn fused_linear_cross_entropy_with_grads(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    target: &Tensor,
+    opts: &FlceOptions,
+) -> Result<(CeOutput, FlceGrads)> {
+    let (out, grads) = flce_impl(x, w, bias, target, opts, true)?;
+    let g = grads.ok_or_else(|| Error::invalid("fused_linear_cross_entropy: no gradients"))?;
+    Ok((
+        out,
+        FlceGrads {
+            dx: g.dx,
+            dw: g.dw,
+            db: g.db,
+        },
+    ))
+}
+
+/// The shared body: with `explicit`, the gradients are returned instead of
+/// being attached to candle's autograd.
+fn flce_impl(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    target: &Tensor,
+    opts: &FlceOptions,
+    explicit: bool,
+) -> Result<(CeOutput, Option<Grads>)> {
     const OP: &str = "fused_linear_cross_entropy";
     check_float(OP, "x", x.dtype())?;
     let (bt, h, v) = match (x.dims(), w.dims()) {
@@ -439,20 +515,24 @@ pub fn fused_linear_cross_entropy(
             )))
         }
         Some(c) => c,
+        // The GPU chunks by Liger's rule as is; the CPU has a floor.
+        None if !x.device().is_cpu() => crate::chunk::liger_chunk_rows(bt, h, v),
         None => crate::chunk::cpu_chunk_rows(bt, h, v),
     };
     let spec = CeSpec::new(OP, target, bt, v, &opts.ce)?;
     let want_grads = x.track_op() || w.track_op() || bias.is_some_and(|b| b.track_op());
     let ctx = Arc::new(Flce {
-        x: x.detach(),
-        w: w.detach(),
-        b: bias.map(|b| b.detach()),
+        x: crate::device_layout(&x.detach())?,
+        w: crate::device_layout(&w.detach())?,
+        b: bias
+            .map(|b| crate::device_layout(&b.detach()))
+            .transpose()?,
         spec,
         chunk,
         accum_f32: opts.accum_f32,
     });
     // For Reduction::None the gradients wait for the per-token grad_output.
-    let grads_now = want_grads && ctx.spec.reduction != Reduction::None;
+    let grads_now = explicit || (want_grads && ctx.spec.reduction != Reduction::None);
     let (rows, grads) = ctx.pass(grads_now, None)?;
     let (loss, z, shape) = ctx.spec.reduce(&rows);
     let cdt = if x.dtype() == DType::F64 {
@@ -460,16 +540,19 @@ pub fn fused_linear_cross_entropy(
     } else {
         DType::F32
     };
-    let loss = cpu::tensor_from(loss, shape.clone(), cdt)?;
+    let loss = cpu::tensor_from(loss, shape.clone(), cdt)?.to_device(x.device())?;
     let z_loss = (opts.ce.lse_square_scale != 0.0)
-        .then(|| cpu::tensor_from(z, shape, cdt))
+        .then(|| cpu::tensor_from(z, shape, cdt)?.to_device(x.device()))
         .transpose()?;
+    if explicit {
+        return Ok((CeOutput { loss, z_loss }, grads));
+    }
     let op = FlceOp { ctx, loss, grads };
     let loss = match bias {
         Some(b) => x.apply_op3(w, b, op)?,
         None => x.apply_op2(w, op)?,
     };
-    Ok(CeOutput { loss, z_loss })
+    Ok((CeOutput { loss, z_loss }, None))
 }
 
 /// The same loss from plain candle ops: `x.matmul(Wᵀ) + b`, then

@@ -195,6 +195,20 @@ impl CustomOp2 for FljsdOp {
         "fused_linear_jsd"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        _l1: &Layout,
+        _s2: &candle_core::CudaStorage,
+        _l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        let dev = candle_core::Device::Cuda(s1.device.clone());
+        let loss = Tensor::new(self.loss, &dev)?.to_dtype(s1.dtype())?;
+        crate::cuda::ce::storage_of(&loss)
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -295,6 +309,20 @@ pub fn fused_linear_jsd(
         crate::ensure_cpu(OP, t)?;
     }
     let labels = read_labels(OP, opts.labels.as_ref(), bt)?;
+    #[cfg(feature = "cuda")]
+    if student_x.device().is_cuda() {
+        let inv_n = inv_or_zero(kept_rows(labels.as_deref(), opts.ignore_index, bt));
+        let (loss, dx, dw) = crate::cuda::fljsd::compute(
+            student_x,
+            student_w,
+            teacher_x,
+            teacher_w,
+            &opts,
+            labels.as_deref(),
+            inv_n,
+        )?;
+        return Ok(student_x.apply_op2(student_w, FljsdOp { loss, dx, dw })?);
+    }
     let (loss, dx, dw) = crate::dispatch_real!(dt, R => {
         compute::<R>(student_x, student_w, teacher_x, teacher_w, &opts, labels.as_deref())?
     });

@@ -55,6 +55,15 @@ impl Gate {
         }
     }
 
+    /// The gate as kernels.cu numbers it.
+    #[cfg(feature = "cuda")]
+    fn code(self) -> i32 {
+        match self {
+            Gate::Silu => 0,
+            Gate::GeluTanh => 1,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Gate::Silu => "swiglu",
@@ -102,6 +111,17 @@ impl CustomOp2 for GluOp {
         self.0.name()
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::glu::fwd(s1, l1, s2, l2, self.0.code())
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -124,6 +144,11 @@ impl CustomOp2 for GluOp {
         _res: &Tensor,
         dc: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if a.device().is_cuda() {
+            let (da, db) = crate::cuda::glu::bwd(a, b, dc, self.0.code())?;
+            return Ok((Some(da), Some(db)));
+        }
         let dt = a.dtype();
         crate::dispatch_real!(dt, R => {
             // Borrow the inputs (no copy on the f32 path).
@@ -153,7 +178,8 @@ fn apply(gate: Gate, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         )));
     }
     crate::ensure_cpu(op, a)?;
-    Ok(a.apply_op2(b, GluOp(gate))?)
+    let (a, b) = (crate::device_layout(a)?, crate::device_layout(b)?);
+    Ok(a.apply_op2(&b, GluOp(gate))?)
 }
 
 /// `silu(a)·b` with a fused backward.
@@ -164,6 +190,41 @@ pub fn swiglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// `gelu_tanh(a)·b` with a fused backward.
 pub fn geglu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     apply(Gate::GeluTanh, a, b)
+}
+
+/// The fused backward of [`swiglu`] on its own, for loops outside candle's
+/// autograd: `(da, db)` for the upstream gradient `dc`.
+pub fn swiglu_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Tensor)> {
+    backward_of(Gate::Silu, a, b, dc)
+}
+
+/// The fused backward of [`geglu`] on its own: `(da, db)`.
+pub fn geglu_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Tensor)> {
+    backward_of(Gate::GeluTanh, a, b, dc)
+}
+
+fn backward_of(gate: Gate, a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Tensor)> {
+    let op = gate.name();
+    for (name, t) in [("b", b), ("dc", dc)] {
+        if t.dims() != a.dims() || t.dtype() != a.dtype() {
+            return Err(Error::invalid(format!(
+                "{op}_backward: {name} is {:?} {:?} but a is {:?} {:?}; they must match",
+                t.dims(),
+                t.dtype(),
+                a.dims(),
+                a.dtype()
+            )));
+        }
+    }
+    let (a, b, dc) = (
+        crate::device_layout(a)?,
+        crate::device_layout(b)?,
+        crate::device_layout(dc)?,
+    );
+    match CustomOp2::bwd(&GluOp(gate), &a, &b, &dc, &dc)? {
+        (Some(da), Some(db)) => Ok((da, db)),
+        _ => Err(Error::invalid(format!("{op}_backward: no gradient"))),
+    }
 }
 
 /// References composed of plain candle ops (autograd through candle).

@@ -130,7 +130,7 @@ pub(crate) fn read_labels(
             l.dims()
         )));
     }
-    crate::ensure_cpu(op, l)?;
+    let l = &l.to_device(&candle_core::Device::Cpu)?;
     cpu::tensor_read_index(l).map(Some).map_err(|_| {
         Error::invalid(format!(
             "{op}: labels have dtype {:?}; expected an integer dtype (i64, u32, i32 or u8)",
@@ -192,6 +192,27 @@ struct JsdOp {
 impl CustomOp2 for JsdOp {
     fn name(&self) -> &'static str {
         "jsd"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        let (rows, _) = l1.shape().dims2()?;
+        let labels = self.labels.as_deref();
+        let inv_n = inv_or_zero(kept_rows(labels, self.ignore_index, rows));
+        let (loss, grad) =
+            crate::cuda::div::jsd_fwd(s1, l1, s2, l2, self.beta, self.ignore_index, labels, inv_n)?;
+        *self
+            .grad
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("jsd: gradient lock poisoned".into()))? =
+            Some(grad);
+        crate::cuda::ce::storage_of(&loss)
     }
 
     fn cpu_fwd(
@@ -265,8 +286,9 @@ pub fn jsd(
     crate::ensure_cpu(OP, log_q)?;
     crate::ensure_cpu(OP, log_p)?;
     let labels = read_labels(OP, labels, rows)?;
+    let (log_q, log_p) = (crate::device_layout(log_q)?, crate::device_layout(log_p)?);
     Ok(log_q.apply_op2(
-        log_p,
+        &log_p,
         JsdOp {
             beta,
             ignore_index,

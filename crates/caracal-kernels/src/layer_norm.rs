@@ -110,6 +110,19 @@ impl CustomOp3 for LayerNormOp {
         "layer_norm"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::norm::ln_fwd(s1, l1, s2, l2, s3, l3, self.eps)
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -137,6 +150,11 @@ impl CustomOp3 for LayerNormOp {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (dx, dw, db) = crate::cuda::norm::ln_bwd(x, w, dy, self.eps)?;
+            return Ok((Some(dx), Some(dw), Some(db)));
+        }
         let dt = x.dtype();
         crate::dispatch_real!(dt, R => {
             let (dx, dw, db) = with_slice::<R, _>(x, |xv| {
@@ -185,7 +203,12 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
     for t in [x, w, b] {
         crate::ensure_cpu(OP, t)?;
     }
-    Ok(x.apply_op3(w, b, LayerNormOp { eps })?)
+    let (x, w, b) = (
+        crate::device_layout(x)?,
+        crate::device_layout(w)?,
+        crate::device_layout(b)?,
+    );
+    Ok(x.apply_op3(&w, &b, LayerNormOp { eps })?)
 }
 
 /// LayerNorm composed of plain candle ops (autograd through candle),

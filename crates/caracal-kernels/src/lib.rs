@@ -29,6 +29,10 @@ pub mod rope;
 // Gated activations.
 pub mod glu;
 
+// The CUDA path (feature `cuda`): NVRTC-compiled kernels behind the same ops.
+#[cfg(feature = "cuda")]
+pub mod cuda;
+
 // Losses.
 pub mod cross_entropy;
 pub mod divergence;
@@ -36,27 +40,58 @@ pub mod fused_linear_ce;
 pub mod fused_linear_jsd;
 pub mod jsd;
 
-pub use cross_entropy::{cross_entropy, CeOptions, CeOutput, Reduction};
+pub use cross_entropy::{
+    cross_entropy, cross_entropy_in_place, cross_entropy_with_grad, CeOptions, CeOutput, Reduction,
+};
 pub use divergence::{kl_div, tvd, KlReduction};
-pub use fused_linear_ce::{fused_linear_cross_entropy, FlceOptions};
+pub use fused_linear_ce::{
+    fused_linear_cross_entropy, fused_linear_cross_entropy_with_grads, FlceGrads, FlceOptions,
+};
 pub use fused_linear_jsd::{fused_linear_jsd, FljsdOptions};
-pub use glu::{geglu, swiglu};
+pub use glu::{geglu, geglu_backward, swiglu, swiglu_backward};
 pub use jsd::jsd;
 pub use layer_norm::layer_norm;
-pub use rms_norm::{rms_norm, CastingMode};
-pub use rope::rope;
+pub use rms_norm::{rms_norm, rms_norm_backward, CastingMode};
+pub use rope::{rope, rope_backward};
 
 use candle_core::Tensor;
 use caracal_core::{Error, Result};
 
-/// Error unless `t` lives on the CPU (the CUDA path is a separate feature).
+/// Error unless `t` lives where this build has kernels for `op`: the CPU,
+/// or a CUDA device in a build with the `cuda` feature.
 pub(crate) fn ensure_cpu(op: &str, t: &Tensor) -> Result<()> {
+    if t.device().is_cpu() {
+        return Ok(());
+    }
+    #[cfg(feature = "cuda")]
+    if t.device().is_cuda() {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "{op}: the tensor is on {:?}, but this build only has the CPU kernels; \
+         build with `--features cuda` for CUDA tensors",
+        t.device().location()
+    )))
+}
+
+/// Error unless `t` lives on the CPU (ops without a CUDA path).
+pub(crate) fn ensure_cpu_only(op: &str, t: &Tensor) -> Result<()> {
     if t.device().is_cpu() {
         Ok(())
     } else {
         Err(Error::invalid(format!(
-            "{op}: the tensor is on {:?}, but this build only has the CPU kernels",
+            "{op}: the tensor is on {:?}, but {op} only has a CPU kernel",
             t.device().location()
         )))
+    }
+}
+
+/// `t` made contiguous when it lives on a CUDA device (the CUDA kernels
+/// read contiguous rows); unchanged on the CPU, whose kernels gather strides.
+pub(crate) fn device_layout(t: &Tensor) -> Result<Tensor> {
+    if t.device().is_cpu() {
+        Ok(t.clone())
+    } else {
+        Ok(t.contiguous()?)
     }
 }

@@ -197,9 +197,32 @@ macro_rules! with_rounding {
     };
 }
 
+impl RmsNormOp {
+    /// The casting mode as kernels.cu numbers it.
+    #[cfg(feature = "cuda")]
+    fn mode_code(&self) -> i32 {
+        match self.mode {
+            CastingMode::Llama => 0,
+            CastingMode::Gemma => 1,
+            CastingMode::None => 2,
+        }
+    }
+}
+
 impl CustomOp2 for RmsNormOp {
     fn name(&self) -> &'static str {
         "rms_norm"
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::norm::rms_fwd(s1, l1, s2, l2, self.eps, self.offset, self.mode_code())
     }
 
     fn cpu_fwd(
@@ -225,6 +248,12 @@ impl CustomOp2 for RmsNormOp {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            let (dx, dw) =
+                crate::cuda::norm::rms_bwd(x, w, dy, self.eps, self.offset, self.mode_code())?;
+            return Ok((Some(dx), Some(dw)));
+        }
         let dt = x.dtype();
         crate::dispatch_real!(dt, R => {
             let (dx, dw) = with_slice::<R, _>(x, |xv| {
@@ -280,7 +309,40 @@ pub fn rms_norm(
     }
     crate::ensure_cpu(OP, x)?;
     crate::ensure_cpu(OP, w)?;
-    Ok(x.apply_op2(w, RmsNormOp { eps, offset, mode })?)
+    let (x, w) = (crate::device_layout(x)?, crate::device_layout(w)?);
+    Ok(x.apply_op2(&w, RmsNormOp { eps, offset, mode })?)
+}
+
+/// The fused backward of [`rms_norm`] on its own, for loops outside
+/// candle's autograd: `(dx, dw)` for the upstream gradient `dy` (same shape
+/// and dtype as `x`).
+pub fn rms_norm_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    eps: f64,
+    offset: f64,
+    mode: CastingMode,
+) -> Result<(Tensor, Tensor)> {
+    if dy.dims() != x.dims() || dy.dtype() != x.dtype() {
+        return Err(Error::invalid(format!(
+            "rms_norm_backward: dy is {:?} {:?} but x is {:?} {:?}; they must match",
+            dy.dims(),
+            dy.dtype(),
+            x.dims(),
+            x.dtype()
+        )));
+    }
+    let (x, w, dy) = (
+        crate::device_layout(x)?,
+        crate::device_layout(w)?,
+        crate::device_layout(dy)?,
+    );
+    let op = RmsNormOp { eps, offset, mode };
+    match CustomOp2::bwd(&op, &x, &w, &dy, &dy)? {
+        (Some(dx), Some(dw)) => Ok((dx, dw)),
+        _ => Err(Error::invalid("rms_norm_backward: no gradient")),
+    }
 }
 
 /// RMSNorm composed of plain candle ops (autograd through candle). It

@@ -84,6 +84,19 @@ impl CustomOp3 for RopeOp {
         "rope"
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        crate::cuda::rope::fwd(s1, l1, s2, l2, s3, l3)
+    }
+
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -112,6 +125,10 @@ impl CustomOp3 for RopeOp {
         _res: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        #[cfg(feature = "cuda")]
+        if x.device().is_cuda() {
+            return Ok((Some(crate::cuda::rope::bwd(x, cos, sin, dy)?), None, None));
+        }
         let dt = x.dtype();
         let dm = Dims::of(x.dims(), cos.dims());
         crate::dispatch_real!(dt, R => {
@@ -123,12 +140,7 @@ impl CustomOp3 for RopeOp {
     }
 }
 
-/// Hugging Face's rotate-half RoPE applied to `q` `[B, Hq, T, D]` and `k`
-/// `[B, Hk, T, D]` (`Hq` and `Hk` may differ, as in GQA; `D` even) with
-/// `cos`/`sin` of shape `[T, D]` or `[B, T, D]` (a leading 1 broadcasts),
-/// each with a fused backward for `q` and `k` (`cos`/`sin` get no gradient).
-/// `q` and `k` share a dtype; `cos`/`sin` may have any float dtype.
-pub fn rope(q: &Tensor, k: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor)> {
+fn check_rope(q: &Tensor, k: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<()> {
     const OP: &str = "rope";
     check_float(OP, "q", q.dtype())?;
     check_float(OP, "cos", cos.dtype())?;
@@ -167,9 +179,65 @@ pub fn rope(q: &Tensor, k: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tenso
     for x in [q, k, cos, sin] {
         crate::ensure_cpu(OP, x)?;
     }
+    Ok(())
+}
+
+/// On a GPU, `cos`/`sin` go contiguous and in the compute dtype (the CPU
+/// kernel reads them at that precision too).
+fn device_tables(dt: candle_core::DType, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor)> {
+    if cos.device().is_cpu() {
+        return Ok((cos.clone(), sin.clone()));
+    }
+    let cdt = if dt == candle_core::DType::F64 {
+        candle_core::DType::F64
+    } else {
+        candle_core::DType::F32
+    };
     Ok((
-        q.apply_op3(cos, sin, RopeOp)?,
-        k.apply_op3(cos, sin, RopeOp)?,
+        cos.detach().to_dtype(cdt)?.contiguous()?,
+        sin.detach().to_dtype(cdt)?.contiguous()?,
+    ))
+}
+
+/// The fused backward of [`rope`] on its own, for loops outside candle's
+/// autograd: the gradients of `q` and `k` from the upstream gradients `dq`
+/// and `dk` (shaped like `q` and `k`).
+pub fn rope_backward(
+    dq: &Tensor,
+    dk: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    check_rope(dq, dk, cos, sin)?;
+    let (cos, sin) = device_tables(dq.dtype(), cos, sin)?;
+    let (dq, dk) = (crate::device_layout(dq)?, crate::device_layout(dk)?);
+    let grad = |g: &Tensor| -> Result<Tensor> {
+        match CustomOp3::bwd(&RopeOp, g, &cos, &sin, g, g)? {
+            (Some(d), _, _) => Ok(d),
+            _ => Err(Error::invalid("rope_backward: no gradient")),
+        }
+    };
+    Ok((grad(&dq)?, grad(&dk)?))
+}
+
+/// Hugging Face's rotate-half RoPE applied to `q` `[B, Hq, T, D]` and `k`
+/// `[B, Hk, T, D]` (`Hq` and `Hk` may differ, as in GQA; `D` even) with
+/// `cos`/`sin` of shape `[T, D]` or `[B, T, D]` (a leading 1 broadcasts),
+/// each with a fused backward for `q` and `k` (`cos`/`sin` get no gradient).
+/// `q` and `k` share a dtype; `cos`/`sin` may have any float dtype.
+pub fn rope(q: &Tensor, k: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor)> {
+    check_rope(q, k, cos, sin)?;
+    if q.device().is_cpu() {
+        return Ok((
+            q.apply_op3(cos, sin, RopeOp)?,
+            k.apply_op3(cos, sin, RopeOp)?,
+        ));
+    }
+    let (cos, sin) = device_tables(q.dtype(), cos, sin)?;
+    let (q, k) = (crate::device_layout(q)?, crate::device_layout(k)?);
+    Ok((
+        q.apply_op3(&cos, &sin, RopeOp)?,
+        k.apply_op3(&cos, &sin, RopeOp)?,
     ))
 }
 

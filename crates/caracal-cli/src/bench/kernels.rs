@@ -1,5 +1,13 @@
 //! `caracal bench kernels`: each fused op against its candle-composed
 //! reference, forward+backward, side by side in one run.
+//!
+//! The reference always runs through candle's autograd. The fused FLCE, CE,
+//! RMSNorm, SwiGLU, GeGLU and RoPE run their forward and their own backward
+//! through the functional API (`*_backward`, `*_with_grad(s)`), as Liger's
+//! benchmark times its ops: candle's autograd would add a zero-filled buffer
+//! and a sum for every gradient, which torch's autograd does not. LayerNorm,
+//! JSD and KL divergence have no functional backward yet and go through
+//! autograd on both sides.
 
 use super::timing::{measure, Measured};
 use crate::report::{self, Report};
@@ -36,7 +44,8 @@ pub struct KernelBenchArgs {
     /// Only these ops, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub ops: Vec<String>,
-    /// Device to run on: `cpu`, or `cuda` in a build with the `cuda` feature.
+    /// Device to run on: `cpu`, or `cuda` in a build with the `cuda` feature
+    /// (which runs Liger's H100 benchmark shapes; `--scale` does not apply).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }
@@ -66,7 +75,13 @@ fn var(seed: u64, shape: &[usize]) -> Result<Var> {
     Ok(Var::from_tensor(&randn(seed, shape, 1.0, DType::F32)?)?)
 }
 
-/// Forward then backward, seeding the output gradient with ones.
+/// An all-ones upstream gradient of `shape` (what `backward()` seeds).
+fn ones(shape: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::ones(shape, DType::F32, &candle_core::Device::Cpu)?)
+}
+
+/// Forward then backward through candle's autograd, seeding the output
+/// gradient with ones.
 fn fwd_bwd(y: Tensor) -> Result<()> {
     let g = y.backward()?;
     std::hint::black_box(g);
@@ -87,16 +102,27 @@ fn glu_case(scale: Scale, op: &'static str) -> Result<Case> {
     let (a, b) = (var(1, &shape)?, var(2, &shape)?);
     let (a2, b2) = (a.clone(), b.clone());
     let gelu = op == "geglu";
+    let dc = ones(&shape)?;
     Ok(Case {
         op,
         shape: format!("{shape:?}"),
+        // The forward and the op's own backward (as Liger's benchmark times
+        // it), without candle's per-gradient zero-fill and add.
         fused: Box::new(move || {
-            let y = if gelu {
-                caracal_kernels::geglu(&a, &b)?
+            let (a, b) = (a.as_tensor().detach(), b.as_tensor().detach());
+            let out = if gelu {
+                (
+                    caracal_kernels::geglu(&a, &b)?,
+                    caracal_kernels::geglu_backward(&a, &b, &dc)?,
+                )
             } else {
-                caracal_kernels::swiglu(&a, &b)?
+                (
+                    caracal_kernels::swiglu(&a, &b)?,
+                    caracal_kernels::swiglu_backward(&a, &b, &dc)?,
+                )
             };
-            fwd_bwd(y)
+            std::hint::black_box(out);
+            Ok(())
         }),
         reference: Box::new(move || {
             use caracal_kernels::glu::reference as r;
@@ -126,14 +152,22 @@ fn norm_shape(scale: Scale) -> [usize; 2] {
 }
 
 fn rms_norm_case(scale: Scale) -> Result<Case> {
-    use caracal_kernels::rms_norm::{reference, rms_norm, CastingMode};
+    use caracal_kernels::rms_norm::{reference, rms_norm, rms_norm_backward, CastingMode};
     let shape = norm_shape(scale);
     let (x, w) = (var(1, &shape)?, var(2, &shape[1..])?);
     let (x2, w2) = (x.clone(), w.clone());
+    let dy = ones(&shape)?;
+    let m = CastingMode::Llama;
     Ok(Case {
         op: "rms_norm",
         shape: format!("{shape:?}"),
-        fused: Box::new(move || fwd_bwd(rms_norm(&x, &w, 1e-6, 0.0, CastingMode::Llama)?)),
+        fused: Box::new(move || {
+            let (x, w) = (x.as_tensor().detach(), w.as_tensor().detach());
+            let y = rms_norm(&x, &w, 1e-6, 0.0, m)?;
+            let g = rms_norm_backward(&x, &w, &dy, 1e-6, 0.0, m)?;
+            std::hint::black_box((y, g));
+            Ok(())
+        }),
         reference: Box::new(move || {
             fwd_bwd(reference::rms_norm(
                 &x2,
@@ -182,6 +216,7 @@ fn rope_case(scale: Scale) -> Result<Case> {
     let (q, k) = (var(1, &[b, hq, t, d])?, var(2, &[b, hk, t, d])?);
     let (cos, sin) = rope_tables(t, d)?;
     let (q2, k2, cos2, sin2) = (q.clone(), k.clone(), cos.clone(), sin.clone());
+    let (dq, dk) = (ones(&[b, hq, t, d])?, ones(&[b, hk, t, d])?);
     let both = |(q, k): (Tensor, Tensor)| -> Result<()> {
         let g = (q.sum_all()? + k.sum_all()?)?.backward()?;
         std::hint::black_box(g);
@@ -190,13 +225,19 @@ fn rope_case(scale: Scale) -> Result<Case> {
     Ok(Case {
         op: "rope",
         shape: format!("q[{b},{hq},{t},{d}] k[{b},{hk},{t},{d}]"),
-        fused: Box::new(move || both(rope(&q, &k, &cos, &sin)?)),
+        fused: Box::new(move || {
+            let (q, k) = (q.as_tensor().detach(), k.as_tensor().detach());
+            let out = rope(&q, &k, &cos, &sin)?;
+            let g = caracal_kernels::rope_backward(&dq, &dk, &cos, &sin)?;
+            std::hint::black_box((out, g));
+            Ok(())
+        }),
         reference: Box::new(move || both(reference::rope(&q2, &k2, &cos2, &sin2)?)),
     })
 }
 
 fn ce_case(scale: Scale) -> Result<Case> {
-    use caracal_kernels::cross_entropy::{cross_entropy, reference, CeOptions};
+    use caracal_kernels::cross_entropy::{reference, CeOptions};
     let (n, v) = match scale {
         Scale::Full => (4096, 128256),
         Scale::Medium => (1024, 128256),
@@ -210,13 +251,18 @@ fn ce_case(scale: Scale) -> Result<Case> {
     Ok(Case {
         op: "ce",
         shape: format!("[{n}, {v}]"),
-        fused: Box::new(move || fwd_bwd(cross_entropy(&z, &y, &o)?.loss)),
+        fused: Box::new(move || {
+            let r =
+                caracal_kernels::cross_entropy_with_grad(&z.as_tensor().detach(), &y, &o, false)?;
+            std::hint::black_box(r);
+            Ok(())
+        }),
         reference: Box::new(move || fwd_bwd(reference::cross_entropy(&z2, &y2, &o2)?.loss)),
     })
 }
 
 fn flce_case(scale: Scale) -> Result<Case> {
-    use caracal_kernels::fused_linear_ce::{fused_linear_cross_entropy, reference, FlceOptions};
+    use caracal_kernels::fused_linear_ce::{reference, FlceOptions};
     let (bt, h, v) = match scale {
         Scale::Full => (4096, 2048, 128256),
         Scale::Medium => (1024, 2048, 128256),
@@ -231,7 +277,17 @@ fn flce_case(scale: Scale) -> Result<Case> {
     Ok(Case {
         op: "flce",
         shape: format!("BT={bt} H={h} V={v}"),
-        fused: Box::new(move || fwd_bwd(fused_linear_cross_entropy(&x, &w, None, &y, &o)?.loss)),
+        fused: Box::new(move || {
+            let r = caracal_kernels::fused_linear_cross_entropy_with_grads(
+                &x.as_tensor().detach(),
+                &w.as_tensor().detach(),
+                None,
+                &y,
+                &o,
+            )?;
+            std::hint::black_box(r);
+            Ok(())
+        }),
         reference: Box::new(move || {
             fwd_bwd(reference::fused_linear_cross_entropy(&x2, &w2, None, &y2, &o2)?.loss)
         }),
@@ -331,9 +387,21 @@ pub fn measure_cases(scale: Scale, reps: usize, only: &[String]) -> Result<Vec<R
 pub fn run(a: KernelBenchArgs) -> Result<()> {
     match a.device.as_str() {
         "cpu" => {}
+        #[cfg(feature = "cuda")]
+        "cuda" => {
+            let rows = super::kernels_cuda::measure_cases(a.reps, &a.ops)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                super::kernels_cuda::print(&rows);
+            }
+            return Ok(());
+        }
+        #[cfg(not(feature = "cuda"))]
         "cuda" => bail!(
             "--device cuda needs a build with the `cuda` feature: \
-             cargo build --release -p caracal-cli --features cuda"
+             cargo build --release -p caracal-cli --features cuda \
+             (tools/cuda_build.sh builds it on a machine without CUDA)"
         ),
         other => bail!("unknown device `{other}`; expected cpu or cuda"),
     }

@@ -3,6 +3,8 @@
 
 pub mod graph;
 pub mod kernels;
+#[cfg(feature = "cuda")]
+pub mod kernels_cuda;
 pub mod loglin;
 pub mod rank_serve;
 pub mod timing;
