@@ -29,6 +29,9 @@ pub mod rope;
 // Gated activations.
 pub mod glu;
 
+// Attention.
+pub mod softmax;
+
 // The CUDA path (feature `cuda`): NVRTC-compiled kernels behind the same ops.
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -53,6 +56,7 @@ pub use jsd::jsd;
 pub use layer_norm::layer_norm;
 pub use rms_norm::{rms_norm, rms_norm_backward, CastingMode};
 pub use rope::{rope, rope_backward};
+pub use softmax::causal_softmax;
 
 use candle_core::Tensor;
 use caracal_core::{Error, Result};

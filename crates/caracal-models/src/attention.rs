@@ -72,6 +72,38 @@ pub fn scaled_dot_product_attention(
     Ok(p.matmul(&up(&v)?)?.to_dtype(dt)?)
 }
 
+/// Causal attention `softmax(q·kᵀ·scale + M)·v` with the fused causal
+/// softmax of `caracal_kernels::softmax` (one score-sized tensor kept for
+/// the backward instead of five). The queries are the last `Tq` of the `Tk`
+/// positions: query `i` sees keys `0..=Tk − Tq + i` (a KV cache, or none
+/// when `Tk = Tq`). Shapes as in [`scaled_dot_product_attention`]; CPU only.
+pub fn causal_attention_fused(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
+    let (b, hq, tq, d) = q.dims4()?;
+    let (bk, hk, tk, dk) = k.dims4()?;
+    if bk != b || dk != d || v.dims() != k.dims() || hk == 0 || hq % hk != 0 || tk < tq {
+        return Err(Error::invalid(format!(
+            "attention: q is {:?}, k is {:?}, v is {:?}; expected q [B,Hq,Tq,D] and k, v [B,Hk,Tk,D] with Hq a multiple of Hk and Tk ≥ Tq",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )));
+    }
+    let n_rep = hq / hk;
+    let k = repeat_kv(k, n_rep)?.contiguous()?;
+    let v = repeat_kv(v, n_rep)?.contiguous()?;
+    let dt = q.dtype();
+    let up = |t: &Tensor| -> Result<Tensor> {
+        Ok(if dt == DType::F64 {
+            t.clone()
+        } else {
+            t.to_dtype(DType::F32)?
+        })
+    };
+    let scores = up(&q.contiguous()?)?.matmul(&up(&k)?.t()?)?;
+    let p = caracal_kernels::causal_softmax(&scores, scale, tk - tq)?;
+    Ok(p.matmul(&up(&v)?)?.to_dtype(dt)?)
+}
+
 /// An additive causal mask `[T, T]`: 0 on and below the diagonal, `-inf` above.
 pub fn causal_mask(t: usize, dt: DType, device: &candle_core::Device) -> Result<Tensor> {
     let m: Vec<f32> = (0..t)
@@ -176,5 +208,40 @@ mod tests {
         let k = Tensor::ones((1, 3, 2, 2), DType::F32, &dev).unwrap();
         let q2 = Tensor::ones((1, 2, 2, 2), DType::F32, &dev).unwrap();
         assert!(scaled_dot_product_attention(&q2, &k, &k, None, 1.0).is_err());
+    }
+    #[test]
+    fn fused_causal_attention_matches_the_masked_reference() {
+        let dev = Device::Cpu;
+        // GQA (4 query heads on 2 KV heads), a training shape (Tk = Tq) and a
+        // KV-cache shape (3 new queries after 5 cached keys), forward and
+        // gradients of q, k and v.
+        for (tq, past) in [(6usize, 0usize), (3, 5)] {
+            let tk = tq + past;
+            let mk = |seed: u64, h: usize, t: usize| {
+                candle_core::Var::from_tensor(
+                    &caracal_kernels::testing::randn(seed, &[2, h, t, 8], 1.0, DType::F32).unwrap(),
+                )
+                .unwrap()
+            };
+            let (q, k, v) = (mk(1, 4, tq), mk(2, 2, tk), mk(3, 2, tk));
+            let w = caracal_kernels::testing::randn(4, &[2, 4, tq, 8], 1.0, DType::F32).unwrap();
+            let mask = causal_mask_offset(tq, past, DType::F32, &dev).unwrap();
+            let a = causal_attention_fused(&q, &k, &v, 0.35).unwrap();
+            let b = scaled_dot_product_attention(&q, &k, &v, Some(&mask), 0.35).unwrap();
+            let diff = (&a - &b).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f32>().unwrap() < 1e-5);
+            let ga = (a * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (b * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            for t in [&q, &k, &v] {
+                caracal_kernels::testing::check_close(
+                    "attention gradient",
+                    ga.get(t).unwrap(),
+                    gb.get(t).unwrap(),
+                    1e-5,
+                    1e-4,
+                )
+                .unwrap();
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@ use caracal_kernels::CastingMode;
 /// Fused kernels or candle-composed references, switchable per model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum KernelMode {
-    /// `caracal_kernels::{rms_norm, rope, swiglu, fused_linear_cross_entropy}`.
+    /// `caracal_kernels::{rms_norm, rope, swiglu, causal_softmax,
+    /// fused_linear_cross_entropy}`.
     #[default]
     Fused,
     /// `caracal_kernels::*::reference`: plain candle ops, candle autograd.

@@ -44,7 +44,10 @@ pub mod tokenizer;
 // Training.
 pub mod train;
 
-pub use attention::{causal_mask, causal_mask_offset, repeat_kv, scaled_dot_product_attention};
+pub use attention::{
+    causal_attention_fused, causal_mask, causal_mask_offset, repeat_kv,
+    scaled_dot_product_attention,
+};
 pub use classify::SequenceClassifier;
 pub use config::{Llama3Scaling, LlamaConfig};
 pub use generate::{generate, GenerateOptions, Sampling};

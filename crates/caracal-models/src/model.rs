@@ -6,7 +6,7 @@
 //!
 //! Tensor names follow Hugging Face's `LlamaForCausalLM`.
 
-use crate::attention::{causal_mask_offset, scaled_dot_product_attention};
+use crate::attention::{causal_attention_fused, causal_mask_offset, scaled_dot_product_attention};
 use crate::config::LlamaConfig;
 use crate::kernel_mode::KernelMode;
 use crate::kv_cache::KvCache;
@@ -283,7 +283,12 @@ impl Llama {
             }
             None => (k, v),
         };
-        let att = scaled_dot_product_attention(&q, &k, &v, mask, 1.0 / (d as f64).sqrt())?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let att = match self.mode {
+            // The mask is always causal here: the fused softmax applies it.
+            KernelMode::Fused => causal_attention_fused(&q, &k, &v, scale)?,
+            KernelMode::Reference => scaled_dot_product_attention(&q, &k, &v, mask, scale)?,
+        };
         let att = att
             .transpose(1, 2)?
             .reshape((b, t, c.num_attention_heads * d))?;
