@@ -162,3 +162,88 @@ fn bad_model_files_give_one_clear_error() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(d).unwrap();
 }
+
+#[test]
+fn resume_reuses_the_runs_data_and_refuses_other_data() {
+    let root = tmp("data");
+    std::fs::create_dir_all(&root).unwrap();
+    let text = root.join("corpus.txt");
+    let other = root.join("other.txt");
+    let body: String = (0..400)
+        .map(|i| format!("line {i}: the quick brown fox jumps over the lazy dog.\n"))
+        .collect();
+    std::fs::write(&text, &body).unwrap();
+    std::fs::write(&other, body.to_uppercase()).unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        bin()
+            .args([
+                "lm",
+                "train",
+                "--steps",
+                "12",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "32",
+            ])
+            .args([
+                "--hidden",
+                "32",
+                "--layers",
+                "1",
+                "--ckpt-every",
+                "3",
+                "--eval-every",
+                "0",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let data = text.to_str().unwrap();
+    let full = root.join("full");
+    assert!(run(&full, &["--data", data]).status.success());
+    let want = losses(&full);
+    assert_eq!(want.len(), 12);
+
+    // Stopped after 6 steps, then resumed without --data: same losses.
+    let part = root.join("part");
+    run(&part, &["--data", data, "--stop-after", "6"]);
+    assert_eq!(losses(&part).len(), 6);
+    let out = bin()
+        .args(["lm", "train", "--resume", "--out"])
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = losses(&part);
+    assert_eq!(got.len(), 12);
+    for ((s, a), (_, b)) in got.iter().zip(&want) {
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "step {s}: resumed {a} vs uninterrupted {b}"
+        );
+    }
+
+    // Resuming with different data is a clear error, not a silently different run.
+    let out = bin()
+        .args(["lm", "train", "--resume", "--data"])
+        .arg(&other)
+        .arg("--out")
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("this run trained on") && err.contains("corpus.txt"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

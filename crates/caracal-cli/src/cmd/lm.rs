@@ -37,7 +37,7 @@ pub struct TrainArgs {
     /// Output folder: checkpoint.safetensors, metrics.jsonl and, at the end, a Hugging Face folder `hf/`.
     #[arg(long, default_value = "runs/lm")]
     pub out: PathBuf,
-    /// Continue from <out>/checkpoint.safetensors with the options stored in it (pass the same --data).
+    /// Continue from <out>/checkpoint.safetensors with the options and the --data stored with it.
     #[arg(long)]
     pub resume: bool,
     /// Model shape from a Hugging Face config.json (default: a small model sized by --hidden/--layers).
@@ -178,9 +178,56 @@ fn read_text(data: &Option<PathBuf>) -> Result<String> {
     })
 }
 
+/// `<out>/run.json`: the run's data source, so that `--resume` needs no
+/// `--data` and refuses a different one.
+fn run_file(out: &Path) -> PathBuf {
+    out.join("run.json")
+}
+
+/// The data of a run: `--data` (absolute), or the embedded corpus.
+fn data_source(data: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    data.as_ref()
+        .map(|p| {
+            p.canonicalize()
+                .with_context(|| format!("--data {}: cannot open it", p.display()))
+        })
+        .transpose()
+}
+
+/// On `--resume`, the data to train on: the stored source, which a given
+/// `--data` must match (a different corpus would silently change the run).
+fn resumed_data(out: &Path, given: &Option<PathBuf>) -> Result<Option<PathBuf>> {
+    let given = data_source(given)?;
+    let f = run_file(out);
+    if !f.exists() {
+        // A run from before run.json existed: trust --data.
+        return Ok(given);
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f)?)
+        .with_context(|| format!("{}: not valid JSON", f.display()))?;
+    let stored = v.get("data").and_then(|d| d.as_str()).map(PathBuf::from);
+    match (&given, &stored) {
+        (Some(g), s) if s.as_ref() != Some(g) => anyhow::bail!(
+            "--resume: this run trained on {}, not --data {}; resume with the same data or start a new --out",
+            s.as_ref()
+                .map_or("the embedded corpus".to_string(), |s| s.display().to_string()),
+            g.display()
+        ),
+        _ => Ok(stored),
+    }
+}
+
 fn train(a: TrainArgs) -> Result<()> {
     let dev = Device::Cpu;
     let ckpt = a.out.join("checkpoint.safetensors");
+    let data_path = if a.resume {
+        resumed_data(&a.out, &a.data)?
+    } else {
+        let d = data_source(&a.data)?;
+        std::fs::create_dir_all(&a.out)?;
+        caracal_core::write_json_atomic(run_file(&a.out), &json!({ "data": d }))?;
+        d
+    };
     let mut trainer = if a.resume {
         if !ckpt.exists() {
             anyhow::bail!(
@@ -247,7 +294,7 @@ fn train(a: TrainArgs) -> Result<()> {
         "bytes" => Tokenizer::Bytes,
         p => Tokenizer::from_file(p)?,
     };
-    let data = TokenData::from_text(&read_text(&a.data)?, &tok, 0.1)?;
+    let data = TokenData::from_text(&read_text(&data_path)?, &tok, 0.1)?;
     let cfg = trainer.model.config().clone();
     eprintln!(
         "training {:.2} M parameters ({} mode) on {} tokens; {} steps of {}×{}×{} tokens",
