@@ -1,8 +1,6 @@
-//! Readers: journeys + conversions (CSV), ChannelAttribution paths (`;` or
-//! `,` separated), channel aggregates and macro factors (CSV).
-//!
-//! Parquet input is not implemented yet (it needs arrow/parquet in this
-//! crate); convert to CSV first.
+//! Readers: journeys + conversions, channel aggregates and macro factors
+//! (CSV, or Parquet for files named `.parquet`/`.pq`, same columns), and
+//! ChannelAttribution paths (`;` or `,` separated text).
 //!
 //! Bad input is handled, never panicked on:
 //! - unsorted timestamps: each member's touches are sorted by time and the
@@ -152,14 +150,15 @@ impl Default for JourneyOptions {
 }
 
 /// Read journeys (`member, ts, channel[, campaign][, numeric features...]`)
-/// and conversions (`member, ts[, value]`) from CSV files.
+/// and conversions (`member, ts[, value]`) from CSV or Parquet files
+/// (by extension: `.parquet`/`.pq`, else CSV).
 pub fn read_journeys(
     journeys: impl AsRef<Path>,
     conversions: impl AsRef<Path>,
     opts: &JourneyOptions,
 ) -> Result<(Journeys, ReadReport)> {
-    let tj = Table::read_csv(journeys)?;
-    let tc = Table::read_csv(conversions)?;
+    let tj = Table::read(journeys)?;
+    let tc = Table::read(conversions)?;
     journeys_from_tables(&tj, &tc, opts)
 }
 
@@ -400,7 +399,7 @@ pub fn paths_from_reader(bytes: &[u8], source: impl AsRef<Path>) -> Result<Paths
 /// Read daily channel aggregates: `day, channel, spend` (`day` a number or
 /// a date; missing days are 0).
 pub fn read_aggregates(path: impl AsRef<Path>) -> Result<Aggregates> {
-    aggregates_from_table(&Table::read_csv(path)?)
+    aggregates_from_table(&Table::read(path)?)
 }
 
 /// [`read_aggregates`] on a table in memory.
@@ -438,7 +437,7 @@ pub fn aggregates_from_table(t: &Table) -> Result<Aggregates> {
 /// Read daily macro factors: `day` plus numeric covariate columns; a column
 /// named `conversions` is the daily KPI for the MMM rather than a covariate.
 pub fn read_macro(path: impl AsRef<Path>) -> Result<Macro> {
-    macro_from_table(&Table::read_csv(path)?)
+    macro_from_table(&Table::read(path)?)
 }
 
 /// [`read_macro`] on a table in memory.

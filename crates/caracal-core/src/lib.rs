@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod error;
 pub mod metrics;
+pub mod parquet_read;
 pub mod progress;
 pub mod rng;
 pub mod table;

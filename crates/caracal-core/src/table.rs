@@ -1,5 +1,5 @@
-//! A small column-oriented table read from CSV, with typed accessors whose
-//! errors name the file, the column and the row.
+//! A small column-oriented table read from CSV or Parquet, with typed
+//! accessors whose errors name the file, the column and the row.
 
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -16,6 +16,18 @@ pub struct Table {
 }
 
 impl Table {
+    /// Read a table from `path`: Parquet when the name ends in `.parquet`
+    /// or `.pq`, CSV with a header row otherwise.
+    pub fn read(path: impl AsRef<Path>) -> Result<Table> {
+        let path = path.as_ref();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq") => {
+                crate::parquet_read::read_parquet(path)
+            }
+            _ => Self::read_csv(path),
+        }
+    }
+
     /// Read a CSV file with a header row.
     pub fn read_csv(path: impl AsRef<Path>) -> Result<Table> {
         let path = path.as_ref();

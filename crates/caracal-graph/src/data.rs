@@ -109,7 +109,7 @@ impl Dataset {
 
     /// Read a CSV file with a header row, every column numeric.
     pub fn read_csv(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_table(&Table::read_csv(path)?)
+        Self::from_table(&Table::read(path)?)
     }
 
     /// The data as CSV text with a header row.

@@ -1,5 +1,5 @@
 //! The feed data: members, their histories and ranked sessions, in memory
-//! and as CSV files (the format is documented in the crate docs).
+//! and as CSV or Parquet files (the format is documented in the crate docs).
 
 use caracal_core::table::Table;
 use caracal_core::{Error, Result};
@@ -73,6 +73,16 @@ pub struct Feed {
     /// Each member's history sorted by time.
     pub history: BTreeMap<u64, Vec<Event>>,
     pub sessions: Vec<Session>,
+}
+
+/// `dir/<stem>.parquet` when it exists, else `dir/<stem>.csv`.
+fn table_path(dir: &Path, stem: &str) -> std::path::PathBuf {
+    let pq = dir.join(format!("{stem}.parquet"));
+    if pq.exists() {
+        pq
+    } else {
+        dir.join(format!("{stem}.csv"))
+    }
 }
 
 impl Feed {
@@ -201,16 +211,18 @@ impl Feed {
         caracal_core::write_atomic(dir.join("sessions.csv"), s.as_bytes())
     }
 
-    /// Read the three CSV files from `dir`. `members.csv` is optional (the
-    /// members are then those of the history and sessions); `sessions.csv`
-    /// may have no `label_*` column (unlabeled data, for scoring only).
+    /// Read the three tables from `dir`, each as `<name>.parquet` when that
+    /// file exists and as `<name>.csv` otherwise (same columns either way).
+    /// `members` is optional (the members are then those of the history and
+    /// sessions); `sessions` may have no `label_*` column (unlabeled data,
+    /// for scoring only).
     pub fn read_csv(dir: impl AsRef<Path>) -> Result<Feed> {
         let dir = dir.as_ref();
-        let hist = Table::read_csv(dir.join("history.csv"))?;
-        let ses = Table::read_csv(dir.join("sessions.csv"))?;
-        let members_path = dir.join("members.csv");
+        let hist = Table::read(table_path(dir, "history"))?;
+        let ses = Table::read(table_path(dir, "sessions"))?;
+        let members_path = table_path(dir, "members");
         let members = if members_path.exists() {
-            Some(ids(&Table::read_csv(&members_path)?, "member_id")?)
+            Some(ids(&Table::read(&members_path)?, "member_id")?)
         } else {
             None
         };

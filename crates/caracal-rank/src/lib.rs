@@ -10,10 +10,12 @@
 //! listwise softmax. At serving time the history's keys/values are computed
 //! once and every candidate is scored in a single pass.
 //!
-//! # Data format (CSV)
+//! # Data format (CSV or Parquet)
 //!
-//! A feed is a folder of three files with header rows; ids are
-//! non-negative integers, extra columns are ignored.
+//! A feed is a folder of three tables; ids are non-negative integers, extra
+//! columns are ignored. Each table is `<name>.csv` with a header row, or
+//! `<name>.parquet` (flat columns, any common codec), which wins when both
+//! exist.
 //!
 //! | file | columns |
 //! |---|---|

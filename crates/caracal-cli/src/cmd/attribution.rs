@@ -39,18 +39,18 @@ pub enum AttributionCmd {
     /// Fit an attribution method to journeys (or to a simulated data set
     /// when no --journeys is given, then also report the credit error).
     Fit {
-        /// Touches CSV: member, ts (days or YYYY-MM-DD[THH:MM:SS]), channel,
+        /// Touches, CSV or Parquet (`.parquet`): member, ts (days or YYYY-MM-DD[THH:MM:SS]), channel,
         /// optional campaign, other numeric columns as member features.
         /// (Parquet is not supported yet.)
         #[arg(long, requires = "conversions")]
         journeys: Option<PathBuf>,
-        /// Conversions CSV: member, ts, optional value.
+        /// Conversions, CSV or Parquet: member, ts, optional value.
         #[arg(long)]
         conversions: Option<PathBuf>,
-        /// Daily channel aggregates CSV: day, channel, spend.
+        /// Daily channel aggregates, CSV or Parquet: day, channel, spend.
         #[arg(long, requires = "macro_file")]
         aggregates: Option<PathBuf>,
-        /// Daily macro factors CSV: day, covariates...; a `conversions`
+        /// Daily macro factors, CSV or Parquet: day, covariates...; a `conversions`
         /// column is the daily KPI the MMM models.
         #[arg(long = "macro")]
         macro_file: Option<PathBuf>,

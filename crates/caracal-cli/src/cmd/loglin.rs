@@ -101,14 +101,14 @@ fn load(a: &FitArgs) -> Result<Loaded> {
         s => bail!("unknown --zero-margins `{s}`; choose error or structural"),
     };
     if let (Some(x), Some(yp)) = (&a.design, &a.response) {
-        let xt = Table::read_csv(x)?;
+        let xt = Table::read(x)?;
         let cols: Vec<Vec<f64>> = xt
             .names
             .iter()
             .map(|n| xt.f64s(n))
             .collect::<caracal_core::Result<_>>()?;
         let d = Design::from_columns(xt.n_rows(), &cols, xt.names.clone())?;
-        let yt = Table::read_csv(yp)?;
+        let yt = Table::read(yp)?;
         let ycol = if yt.names.len() == 1 {
             yt.names[0].clone()
         } else {
@@ -125,7 +125,7 @@ fn load(a: &FitArgs) -> Result<Loaded> {
     }
     let (table, spec, label) = match &a.table {
         Some(path) => {
-            let t = Table::read_csv(path)?;
+            let t = Table::read(path)?;
             let tab = ContingencyTable::from_long(&t, &a.counts, a.start.as_deref(), None)?;
             let Some(spec) = a.model.clone() else {
                 bail!(

@@ -77,7 +77,7 @@ pub struct SimArgs {
 /// Options of `caracal rank train`.
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
-    /// Feed folder (history.csv, sessions.csv with label_* columns); default: a simulated feed.
+    /// Feed folder (history, sessions with label_* columns, optional members; each `.parquet` or `.csv`); default: a simulated feed.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Output folder for model.json (best checkpoint) and train.jsonl.
