@@ -97,3 +97,63 @@ fn tour_writes_the_report_and_summary() {
     assert!(!bad.status.success());
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn rank_train_resumes_where_it_stopped() {
+    let dir = std::env::temp_dir().join(format!("caracal-rank-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = dir.to_str().unwrap();
+    let base = [
+        "rank",
+        "train",
+        "--members",
+        "60",
+        "--items",
+        "120",
+        "--history",
+        "6",
+        "--candidates",
+        "4",
+        "--d-model",
+        "8",
+        "--layers",
+        "1",
+        "--patience",
+        "9",
+        "--out",
+        out,
+    ];
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend_from_slice(extra);
+        caracal(&a)
+    };
+    let first = run(&["--epochs", "2"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let resumed = run(&["--epochs", "3", "--resume"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let log = std::fs::read_to_string(dir.join("train.jsonl")).unwrap();
+    let epochs: Vec<u64> = log
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, vec![1, 2, 3]);
+    // --resume in an empty folder says what is missing.
+    let _ = std::fs::remove_dir_all(&dir);
+    let e = run(&["--epochs", "2", "--resume"]);
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("no training state"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,16 @@ impl Rng {
         }
     }
 
+    /// The generator's full state, to save a run and resume it exactly.
+    pub fn state(&self) -> ([u64; 4], Option<f64>) {
+        (self.s, self.spare_normal)
+    }
+
+    /// A generator that continues from a saved [`Rng::state`].
+    pub fn from_state(s: [u64; 4], spare_normal: Option<f64>) -> Self {
+        Rng { s, spare_normal }
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;

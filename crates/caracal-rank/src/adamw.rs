@@ -7,6 +7,14 @@ use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use caracal_core::Result;
 
+/// AdamW's moments and step count, saved with a training state.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct AdamState {
+    pub step: i32,
+    pub m: Vec<Option<Vec<f32>>>,
+    pub v: Vec<Option<Vec<f32>>>,
+}
+
 /// AdamW state for one [`Params`] set.
 pub struct AdamW {
     pub lr: f64,
@@ -40,6 +48,53 @@ impl AdamW {
                 .map(|(n, v)| v.rank() == 2 && !n.starts_with("emb."))
                 .collect(),
         }
+    }
+
+    /// The moments and the step count, to resume exactly.
+    pub fn state(&self) -> Result<AdamState> {
+        let flat = |v: &[Option<Tensor>]| -> Result<Vec<Option<Vec<f32>>>> {
+            v.iter()
+                .map(|t| match t {
+                    Some(t) => Ok(Some(t.flatten_all()?.to_vec1::<f32>()?)),
+                    None => Ok(None),
+                })
+                .collect()
+        };
+        Ok(AdamState {
+            step: self.step,
+            m: flat(&self.m)?,
+            v: flat(&self.v)?,
+        })
+    }
+
+    /// Continue from a saved [`AdamW::state`] for the same `params`.
+    pub fn load_state(&mut self, params: &Params, s: &AdamState) -> Result<()> {
+        let n = params.vars().len();
+        caracal_core::ensure!(
+            s.m.len() == n && s.v.len() == n,
+            "the optimizer state has {} tensors but the model has {n}",
+            s.m.len()
+        );
+        let mk = |vals: &Option<Vec<f32>>, var: &candle_core::Var| -> Result<Option<Tensor>> {
+            match vals {
+                None => Ok(None),
+                Some(v) => {
+                    caracal_core::ensure!(
+                        v.len() == var.elem_count(),
+                        "an optimizer moment has {} values but its parameter has {}",
+                        v.len(),
+                        var.elem_count()
+                    );
+                    Ok(Some(Tensor::from_vec(v.clone(), var.dims(), var.device())?))
+                }
+            }
+        };
+        for (i, var) in params.vars().iter().enumerate() {
+            self.m[i] = mk(&s.m[i], var)?;
+            self.v[i] = mk(&s.v[i], var)?;
+        }
+        self.step = s.step;
+        Ok(())
     }
 
     /// One update of every parameter that has a gradient:

@@ -1,15 +1,21 @@
 //! Training any [`Scorer`]: AdamW on shuffled session batches, validation
 //! AUC after each epoch, early stopping that restores the best weights, an
-//! atomic checkpoint of the best model and one JSON line per epoch.
+//! atomic checkpoint of the best model and one JSON line per epoch. With a
+//! state file, the whole run (weights, best weights, AdamW moments, RNG,
+//! shuffle order, report) is saved atomically after every epoch, and a run
+//! killed at any point resumes from its last finished epoch exactly as if
+//! it had not stopped.
 
-use crate::adamw::AdamW;
+use crate::adamw::{AdamState, AdamW};
 use crate::batch::Example;
 use crate::data::Feed;
 use crate::eval::{evaluate, predict};
 use crate::loss::{loss, LossKind};
 use crate::model::Scorer;
+use crate::params::{Params, Stored};
 use caracal_core::progress::{bar, JsonlLog};
 use caracal_core::{Result, Rng};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -35,6 +41,12 @@ pub struct TrainConfig {
     pub checkpoint: Option<PathBuf>,
     /// Where one JSON object per epoch is appended.
     pub log: Option<PathBuf>,
+    /// Where the training state is written (atomically) after every epoch.
+    #[serde(default)]
+    pub state: Option<PathBuf>,
+    /// Continue from `state` (which must exist) instead of starting over.
+    #[serde(default)]
+    pub resume: bool,
 }
 
 impl Default for TrainConfig {
@@ -52,8 +64,84 @@ impl Default for TrainConfig {
             seed: 1,
             checkpoint: None,
             log: None,
+            state: None,
+            resume: false,
         }
     }
+}
+
+/// Everything a run needs to continue after its last finished epoch.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TrainState {
+    /// Epochs finished.
+    epoch: usize,
+    /// Whether early stopping ended the run.
+    stopped: bool,
+    params: BTreeMap<String, Stored>,
+    best: BTreeMap<String, Stored>,
+    opt: AdamState,
+    rng: ([u64; 4], Option<f64>),
+    order: Vec<usize>,
+    report: TrainReport,
+}
+
+fn stored(params: &Params, snap: &[candle_core::Tensor]) -> Result<BTreeMap<String, Stored>> {
+    let mut m = BTreeMap::new();
+    for (n, t) in params.names().iter().zip(snap) {
+        m.insert(
+            n.clone(),
+            Stored {
+                shape: t.dims().to_vec(),
+                values: t.flatten_all()?.to_vec1()?,
+            },
+        );
+    }
+    Ok(m)
+}
+
+fn unstored(params: &Params, m: &BTreeMap<String, Stored>) -> Result<Vec<candle_core::Tensor>> {
+    params
+        .names()
+        .iter()
+        .zip(params.vars())
+        .map(|(n, v)| {
+            let s = m.get(n).ok_or_else(|| {
+                caracal_core::Error::invalid(format!("the training state has no tensor `{n}`"))
+            })?;
+            caracal_core::ensure!(
+                s.shape == v.dims(),
+                "training-state tensor `{n}` has shape {:?}; the model expects {:?}",
+                s.shape,
+                v.dims()
+            );
+            Ok(candle_core::Tensor::from_vec(
+                s.values.clone(),
+                v.dims(),
+                v.device(),
+            )?)
+        })
+        .collect()
+}
+
+/// Keep the log's lines up to `epoch` (a run killed after logging an epoch
+/// but before saving its state logs that epoch again on resume).
+fn truncate_log(path: &std::path::Path, epoch: usize) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| caracal_core::Error::file(path, format!("cannot read: {e}")))?;
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["epoch"].as_u64())
+                .is_some_and(|e| e as usize <= epoch)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    caracal_core::write_atomic(path, kept.as_bytes())
 }
 
 /// One epoch's record.
@@ -105,12 +193,6 @@ pub fn train(
     let start = Instant::now();
     let mut rng = Rng::new(cfg.seed);
     let mut opt = AdamW::new(model.params(), cfg.lr, cfg.weight_decay);
-    let mut log = match &cfg.log {
-        Some(p) => Some(JsonlLog::append(p)?),
-        None => None,
-    };
-    let steps_per_epoch = train.sessions.len().div_ceil(cfg.batch_size);
-    let pb = bar((steps_per_epoch * cfg.epochs) as u64, &model.name());
     let mut report = TrainReport {
         model: model.name(),
         epochs: Vec::new(),
@@ -121,7 +203,53 @@ pub fn train(
     };
     let mut best = model.params().snapshot()?;
     let mut order: Vec<usize> = (0..train.sessions.len()).collect();
-    for epoch in 1..=cfg.epochs {
+    let mut first_epoch = 1;
+    if cfg.resume {
+        let p = cfg.state.as_ref().ok_or_else(|| {
+            caracal_core::Error::invalid("train: resume needs a training-state path")
+        })?;
+        caracal_core::ensure!(
+            p.exists(),
+            "train: there is no training state at {}; start without resume",
+            p.display()
+        );
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| caracal_core::Error::file(p, format!("cannot read: {e}")))?;
+        let st: TrainState = serde_json::from_str(&text)
+            .map_err(|e| caracal_core::Error::file(p, format!("is not a training state ({e})")))?;
+        caracal_core::ensure!(
+            st.report.model == model.name() && st.order.len() == order.len(),
+            "train: the state at {} is for {} on {} sessions, not {} on {}",
+            p.display(),
+            st.report.model,
+            st.order.len(),
+            model.name(),
+            order.len()
+        );
+        model.params().load_stored(&st.params)?;
+        best = unstored(model.params(), &st.best)?;
+        opt.load_state(model.params(), &st.opt)?;
+        rng = Rng::from_state(st.rng.0, st.rng.1);
+        order = st.order;
+        report = st.report;
+        first_epoch = if st.stopped {
+            cfg.epochs + 1
+        } else {
+            st.epoch + 1
+        };
+        if let Some(l) = &cfg.log {
+            truncate_log(l, st.epoch)?;
+        }
+    }
+    let mut log = match &cfg.log {
+        Some(p) => Some(JsonlLog::append(p)?),
+        None => None,
+    };
+    let steps_per_epoch = train.sessions.len().div_ceil(cfg.batch_size);
+    let remaining = (cfg.epochs + 1).saturating_sub(first_epoch);
+    let pb = bar((steps_per_epoch * remaining) as u64, &model.name());
+    let previous_seconds = report.seconds;
+    for epoch in first_epoch..=cfg.epochs {
         let t0 = Instant::now();
         rng.shuffle(&mut order);
         let (mut total, mut steps) = (0.0, 0usize);
@@ -182,7 +310,8 @@ pub fn train(
         let improved =
             valid_auc > report.best_valid_auc || (valid_auc.is_nan() && epoch == cfg.epochs);
         report.epochs.push(rec);
-        if improved || report.best_epoch == 0 {
+        let took_best = improved || report.best_epoch == 0;
+        if took_best {
             report.best_epoch = epoch;
             report.best_valid_auc = valid_auc;
             best = model.params().snapshot()?;
@@ -191,12 +320,30 @@ pub fn train(
                     .map_err(|e| caracal_core::Error::file(p, format!("cannot serialize: {e}")))?;
                 caracal_core::write_atomic(p, &bytes)?;
             }
-        } else if epoch - report.best_epoch >= cfg.patience {
+        }
+        let stop = !took_best && epoch - report.best_epoch >= cfg.patience;
+        if let Some(p) = &cfg.state {
+            report.seconds = previous_seconds + start.elapsed().as_secs_f64();
+            let st = TrainState {
+                epoch,
+                stopped: stop,
+                params: model.params().to_stored()?,
+                best: stored(model.params(), &best)?,
+                opt: opt.state()?,
+                rng: rng.state(),
+                order: order.clone(),
+                report: report.clone(),
+            };
+            let bytes = serde_json::to_vec(&st)
+                .map_err(|e| caracal_core::Error::file(p, format!("cannot serialize: {e}")))?;
+            caracal_core::write_atomic(p, &bytes)?;
+        }
+        if stop {
             break;
         }
     }
     pb.finish_and_clear();
     model.params().restore(&best)?;
-    report.seconds = start.elapsed().as_secs_f64();
+    report.seconds = previous_seconds + start.elapsed().as_secs_f64();
     Ok(report)
 }

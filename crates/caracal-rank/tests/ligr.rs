@@ -200,3 +200,63 @@ fn training_improves_validation_auc_and_writes_checkpoint_and_log() {
     assert!(rd.mean_auc() > 0.5, "DCNv2 AUC {}", rd.mean_auc());
     assert_eq!(d.name(), "DCNv2");
 }
+
+#[test]
+fn a_stopped_run_resumes_exactly() {
+    let feed = simulate(&SimConfig {
+        members: 60,
+        items: 200,
+        history_len: 8,
+        sessions_per_member: 2,
+        candidates: 5,
+        ..SimConfig::default()
+    })
+    .unwrap();
+    let (tr, va, te) = feed.split_by_member(0.7, 0.15, 1).unwrap();
+    let dir = std::env::temp_dir().join(format!("caracal-rank-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = |name: &str, epochs: usize, resume: bool| TrainConfig {
+        epochs,
+        patience: 10,
+        item_dropout: 0.1,
+        log: Some(dir.join(format!("{name}.jsonl"))),
+        state: Some(dir.join(format!("{name}.state.json"))),
+        resume,
+        ..TrainConfig::default()
+    };
+    // Uninterrupted: 5 epochs.
+    let full = model(&tr, CandidateAttention::SetWise);
+    let want = train(&full, &tr, &va, &cfg("full", 5, false)).unwrap();
+    // Stopped after 2 epochs (the state of a run killed during epoch 3),
+    // then resumed by a fresh process-like model for the remaining epochs.
+    let part = model(&tr, CandidateAttention::SetWise);
+    train(&part, &tr, &va, &cfg("part", 2, false)).unwrap();
+    let resumed = model(&tr, CandidateAttention::SetWise);
+    let got = train(&resumed, &tr, &va, &cfg("part", 5, true)).unwrap();
+    assert_eq!(got.epochs.len(), 5);
+    for (a, b) in got.epochs.iter().zip(&want.epochs) {
+        assert_eq!(a.train_loss, b.train_loss, "epoch {}", a.epoch);
+        assert_eq!(a.valid_auc, b.valid_auc, "epoch {}", a.epoch);
+    }
+    assert_eq!(got.best_epoch, want.best_epoch);
+    let (p1, p2) = (
+        predict(&full, &te, 64).unwrap(),
+        predict(&resumed, &te, 64).unwrap(),
+    );
+    assert_eq!(max_diff(&p1[0], &p2[0]), 0.0);
+    // The log has each epoch once.
+    let log = std::fs::read_to_string(dir.join("part.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 5);
+    // Resuming without a state is a clear error.
+    let e = train(
+        &model(&tr, CandidateAttention::SetWise),
+        &tr,
+        &va,
+        &cfg("none", 2, true),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no training state"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

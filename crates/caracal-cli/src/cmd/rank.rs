@@ -80,9 +80,12 @@ pub struct TrainArgs {
     /// Feed folder (history, sessions with label_* columns, optional members; each `.parquet` or `.csv`); default: a simulated feed.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Output folder for model.json (best checkpoint) and train.jsonl.
+    /// Output folder for model.json (best checkpoint), train.jsonl and train_state.json.
     #[arg(long, value_name = "DIR", default_value = "rank-model")]
     pub out: PathBuf,
+    /// Continue the run in --out from its last finished epoch (train_state.json); pass the same options.
+    #[arg(long)]
+    pub resume: bool,
     /// ligr or dcnv2.
     #[arg(long, default_value = "ligr")]
     pub model: String,
@@ -125,8 +128,9 @@ pub struct TrainArgs {
     /// Fraction of members held out for validation (early stopping).
     #[arg(long, default_value_t = 0.15)]
     pub valid: f64,
-    /// Seed of initialization and shuffling.
-    #[arg(long, default_value_t = 1)]
+    /// Seed of initialization, the validation split and shuffling (`--seed`
+    /// is the simulator's).
+    #[arg(id = "train_seed", long = "train-seed", default_value_t = 1)]
     pub seed: u64,
     /// Simulator sizes when --data is absent.
     #[command(flatten)]
@@ -337,6 +341,8 @@ fn run_train(a: TrainArgs) -> Result<()> {
         seed: a.seed,
         checkpoint: Some(a.out.join("model.json")),
         log: Some(a.out.join("train.jsonl")),
+        state: Some(a.out.join("train_state.json")),
+        resume: a.resume,
         ..TrainConfig::default()
     };
     let model: Box<dyn Scorer> = match a.model.as_str() {
@@ -369,6 +375,15 @@ fn run_train(a: TrainArgs) -> Result<()> {
         )?),
         m => bail!("--model must be ligr or dcnv2, not `{m}`"),
     };
+    if !a.resume {
+        // A new run: the log and the state of an earlier one go.
+        for f in ["train.jsonl", "train_state.json"] {
+            let p = a.out.join(f);
+            if p.exists() {
+                std::fs::remove_file(&p)?;
+            }
+        }
+    }
     let rep = train(model.as_ref(), &tr, &va, &tcfg)?;
     for e in &rep.epochs {
         println!(
