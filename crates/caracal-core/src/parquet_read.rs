@@ -81,7 +81,17 @@ pub fn read_parquet(path: &Path) -> Result<Table> {
                     ),
                 )
             })?;
-            columns[c].push(v);
+            let col = columns.get_mut(c).ok_or_else(|| {
+                Error::file(
+                    path,
+                    format!(
+                        "row {} has more columns than the schema's {}",
+                        i + 1,
+                        names.len()
+                    ),
+                )
+            })?;
+            col.push(v);
         }
     }
     Ok(Table {

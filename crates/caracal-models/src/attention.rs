@@ -19,6 +19,34 @@ pub fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
         .reshape((b, hk * n_rep, t, d))?)
 }
 
+/// Shared by both attention forms: check the shapes, repeat K/V heads for
+/// GQA and widen to the compute dtype (f32, or f64 for f64 inputs).
+/// Returns `(q·kᵀ, v)` in the compute dtype.
+fn scores_and_values(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (b, hq, _tq, d) = q.dims4()?;
+    let (bk, hk, _tk, dk) = k.dims4()?;
+    if bk != b || dk != d || v.dims() != k.dims() || hk == 0 || hq % hk != 0 {
+        return Err(Error::invalid(format!(
+            "attention: q is {:?}, k is {:?}, v is {:?}; expected q [B,Hq,Tq,D] and k, v [B,Hk,Tk,D] with Hq a multiple of Hk",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )));
+    }
+    let n_rep = hq / hk;
+    let up = |t: Tensor| -> Result<Tensor> {
+        Ok(if q.dtype() == DType::F64 {
+            t
+        } else {
+            t.to_dtype(DType::F32)?
+        })
+    };
+    let k = up(repeat_kv(k, n_rep)?.contiguous()?)?;
+    let v = up(repeat_kv(v, n_rep)?.contiguous()?)?;
+    let scores = up(q.contiguous()?)?.matmul(&k.t()?)?;
+    Ok((scores, v))
+}
+
 /// `softmax(q·kᵀ·scale + mask)·v`.
 ///
 /// - `q`: `[B, Hq, Tq, D]`; `k`, `v`: `[B, Hk, Tk, D]` with `Hq` a multiple
@@ -36,32 +64,11 @@ pub fn scaled_dot_product_attention(
     mask: Option<&Tensor>,
     scale: f64,
 ) -> Result<Tensor> {
-    let (b, hq, _tq, d) = q.dims4()?;
-    let (bk, hk, tk, dk) = k.dims4()?;
-    if bk != b || dk != d || v.dims() != k.dims() || hk == 0 || hq % hk != 0 {
-        return Err(Error::invalid(format!(
-            "attention: q is {:?}, k is {:?}, v is {:?}; expected q [B,Hq,Tq,D] and k, v [B,Hk,Tk,D] with Hq a multiple of Hk",
-            q.dims(),
-            k.dims(),
-            v.dims()
-        )));
-    }
-    let n_rep = hq / hk;
-    let k = repeat_kv(k, n_rep)?.contiguous()?;
-    let v = repeat_kv(v, n_rep)?.contiguous()?;
-    let dt = q.dtype();
-    let up = |t: &Tensor| -> Result<Tensor> {
-        Ok(if dt == DType::F64 {
-            t.clone()
-        } else {
-            t.to_dtype(DType::F32)?
-        })
-    };
-    let mut att = (up(&q.contiguous()?)?.matmul(&up(&k)?.t()?)? * scale)?;
+    let (scores, v) = scores_and_values(q, k, v)?;
+    let mut att = (scores * scale)?;
     if let Some(m) = mask {
-        att = att.broadcast_add(&up(m)?)?;
+        att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
     }
-    debug_assert_eq!(att.dim(D::Minus1)?, tk);
     // Softmax with a guard for fully masked rows.
     let max = att.max_keepdim(D::Minus1)?;
     let max = max.maximum(&max.ones_like()?.affine(0.0, -1e30)?)?;
@@ -69,7 +76,7 @@ pub fn scaled_dot_product_attention(
     let denom = e.sum_keepdim(D::Minus1)?;
     let denom = denom.maximum(&denom.ones_like()?.affine(0.0, 1e-30)?)?;
     let p = e.broadcast_div(&denom)?;
-    Ok(p.matmul(&up(&v)?)?.to_dtype(dt)?)
+    Ok(p.matmul(&v)?.to_dtype(q.dtype())?)
 }
 
 /// Causal attention `softmax(q·kᵀ·scale + M)·v` with the fused causal
@@ -78,30 +85,15 @@ pub fn scaled_dot_product_attention(
 /// positions: query `i` sees keys `0..=Tk − Tq + i` (a KV cache, or none
 /// when `Tk = Tq`). Shapes as in [`scaled_dot_product_attention`]; CPU only.
 pub fn causal_attention_fused(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
-    let (b, hq, tq, d) = q.dims4()?;
-    let (bk, hk, tk, dk) = k.dims4()?;
-    if bk != b || dk != d || v.dims() != k.dims() || hk == 0 || hq % hk != 0 || tk < tq {
+    let (tq, tk) = (q.dim(2)?, k.dim(2)?);
+    if tk < tq {
         return Err(Error::invalid(format!(
-            "attention: q is {:?}, k is {:?}, v is {:?}; expected q [B,Hq,Tq,D] and k, v [B,Hk,Tk,D] with Hq a multiple of Hk and Tk ≥ Tq",
-            q.dims(),
-            k.dims(),
-            v.dims()
+            "attention: q has {tq} positions but k has {tk}; causal attention needs Tk ≥ Tq"
         )));
     }
-    let n_rep = hq / hk;
-    let k = repeat_kv(k, n_rep)?.contiguous()?;
-    let v = repeat_kv(v, n_rep)?.contiguous()?;
-    let dt = q.dtype();
-    let up = |t: &Tensor| -> Result<Tensor> {
-        Ok(if dt == DType::F64 {
-            t.clone()
-        } else {
-            t.to_dtype(DType::F32)?
-        })
-    };
-    let scores = up(&q.contiguous()?)?.matmul(&up(&k)?.t()?)?;
+    let (scores, v) = scores_and_values(q, k, v)?;
     let p = caracal_kernels::causal_softmax(&scores, scale, tk - tq)?;
-    Ok(p.matmul(&up(&v)?)?.to_dtype(dt)?)
+    Ok(p.matmul(&v)?.to_dtype(q.dtype())?)
 }
 
 /// An additive causal mask `[T, T]`: 0 on and below the diagonal, `-inf` above.
