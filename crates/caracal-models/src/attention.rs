@@ -96,6 +96,38 @@ pub fn causal_attention_fused(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) ->
     Ok(p.matmul(&v)?.to_dtype(q.dtype())?)
 }
 
+/// Attention in the op order of candle-transformers' `quantized_llama`
+/// (inference only, for [`KernelMode::Candle`](crate::KernelMode)):
+/// repeated K/V heads, `(q·kᵀ)/√D`, the additive mask (0 or `-inf`, the same
+/// values as its `masked_fill`), candle-nn's `softmax_last_dim`, then `·v`.
+/// Shapes as in [`scaled_dot_product_attention`]; computes in the inputs'
+/// dtype.
+pub fn candle_order_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (_b, hq, _tq, d) = q.dims4()?;
+    let hk = k.dim(1)?;
+    if hk == 0 || hq % hk != 0 || k.dim(3)? != d || v.dims() != k.dims() {
+        return Err(Error::invalid(format!(
+            "attention: q is {:?}, k is {:?}, v is {:?}; expected q [B,Hq,Tq,D] and k, v [B,Hk,Tk,D] with Hq a multiple of Hk",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        )));
+    }
+    let k = repeat_kv(k, hq / hk)?.contiguous()?;
+    let v = repeat_kv(v, hq / hk)?.contiguous()?;
+    let mut att = (q.matmul(&k.t()?)? / (d as f64).sqrt())?;
+    if let Some(m) = mask {
+        att = att.broadcast_add(&m.to_dtype(att.dtype())?)?;
+    }
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    Ok(att.matmul(&v)?)
+}
+
 /// An additive causal mask `[T, T]`: 0 on and below the diagonal, `-inf` above.
 pub fn causal_mask(t: usize, dt: DType, device: &candle_core::Device) -> Result<Tensor> {
     let m: Vec<f32> = (0..t)

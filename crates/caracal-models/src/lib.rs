@@ -1,7 +1,9 @@
 //! The model substrate of caracal: a Llama-family decoder (RMSNorm, RoPE
 //! with Llama-3 scaling, grouped-query attention, SwiGLU; tied or untied
 //! embeddings) whose layers run either caracal's fused kernels or their
-//! candle-composed references ([`KernelMode`]); its loaders (Hugging Face
+//! candle-composed references ([`KernelMode`]; for inference, also
+//! candle-nn's own ops in candle-transformers' op order, which reproduces
+//! candle's `quantized_llama` on GGUF files); its loaders (Hugging Face
 //! `config.json` + safetensors, single or sharded; GGUF `llama` files,
 //! quantized through `QMatMul` or dequantized); tokenizers; KV-cache
 //! generation; a sequence-classification head; and the training loop

@@ -6,7 +6,10 @@
 //!
 //! Tensor names follow Hugging Face's `LlamaForCausalLM`.
 
-use crate::attention::{causal_attention_fused, causal_mask_offset, scaled_dot_product_attention};
+use crate::attention::{
+    candle_order_attention, causal_attention_fused, causal_mask_offset,
+    scaled_dot_product_attention,
+};
 use crate::config::LlamaConfig;
 use crate::kernel_mode::KernelMode;
 use crate::kv_cache::KvCache;
@@ -218,7 +221,11 @@ impl Llama {
             .as_tensor()
             .index_select(&ids, 0)?
             .reshape((b, t, h))?;
-        let (cos, sin) = rotary::cos_sin(&self.inv_freq, start, t, dt, &self.device)?;
+        let (cos, sin) = if self.mode == KernelMode::Candle {
+            rotary::cos_sin_half_f32(&self.cfg, &self.inv_freq, start, t, dt, &self.device)?
+        } else {
+            rotary::cos_sin(&self.inv_freq, start, t, dt, &self.device)?
+        };
         let mask = if t > 1 {
             Some(causal_mask_offset(t, start, dt, &self.device)?)
         } else {
@@ -252,7 +259,8 @@ impl Llama {
             .rms_norm(x, blk.attn_norm.as_tensor(), c.rms_norm_eps)?;
         let heads = |y: Tensor, n: usize| -> Result<Tensor> {
             let y = y.reshape((b, t, n, d))?.transpose(1, 2)?;
-            Ok(if self.qk_interleaved {
+            // Candle mode rotates the interleaved pairs in place (`rope_i`).
+            Ok(if self.qk_interleaved && self.mode != KernelMode::Candle {
                 // [.., (D/2, 2)] → [.., (2, D/2)]: interleaved pairs to rotate-half.
                 y.reshape((b, n, t, d / 2, 2))?
                     .transpose(3, 4)?
@@ -268,7 +276,20 @@ impl Llama {
             .forward(&hn)?
             .reshape((b, t, c.num_key_value_heads, d))?
             .transpose(1, 2)?;
-        let (q, k) = self.mode.rope(&q, &k, cos, sin)?;
+        let (q, k) = match self.mode {
+            KernelMode::Candle => {
+                let r = |x: &Tensor| -> Result<Tensor> {
+                    let x = x.contiguous()?;
+                    Ok(if self.qk_interleaved {
+                        candle_nn::rotary_emb::rope_i(&x, cos, sin)?
+                    } else {
+                        candle_nn::rotary_emb::rope(&x, cos, sin)?
+                    })
+                };
+                (r(&q)?, r(&k)?)
+            }
+            _ => self.mode.rope(&q, &k, cos, sin)?,
+        };
         let (k, v) = match kv {
             Some(slot) => {
                 let (k, v) = match slot.take() {
@@ -288,6 +309,7 @@ impl Llama {
             // The mask is always causal here: the fused softmax applies it.
             KernelMode::Fused => causal_attention_fused(&q, &k, &v, scale)?,
             KernelMode::Reference => scaled_dot_product_attention(&q, &k, &v, mask, scale)?,
+            KernelMode::Candle => candle_order_attention(&q, &k, &v, mask)?,
         };
         let att = att
             .transpose(1, 2)?
@@ -375,7 +397,7 @@ impl Llama {
             (KernelMode::Fused, None) => {
                 Ok(caracal_kernels::cross_entropy(&self.project(&x)?, &tgt, &ce)?.loss)
             }
-            (KernelMode::Reference, _) => {
+            (KernelMode::Reference | KernelMode::Candle, _) => {
                 let logits = self.project(&x)?;
                 Ok(
                     caracal_kernels::cross_entropy::reference::cross_entropy(&logits, &tgt, &ce)?

@@ -60,6 +60,42 @@ pub fn cos_sin(
     Ok((c, s))
 }
 
+/// `cos` and `sin` tables `[T, D/2]` for positions `start..start+t`, formed
+/// in f32 as candle-transformers' `quantized_llama` forms them
+/// (`θ_i = 1 / base^(2i/D)` by `f32::powf`, angle `p·θ_i`, `f32` cos/sin),
+/// for [`KernelMode::Candle`](crate::KernelMode) and candle-nn's
+/// `rope`/`rope_i`. With Llama-3 scaling, `θ_i` is [`inv_freq`]'s, rounded.
+pub fn cos_sin_half_f32(
+    cfg: &LlamaConfig,
+    inv_freq: &[f64],
+    start: usize,
+    t: usize,
+    dt: DType,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let d = cfg.head_dim;
+    let theta: Vec<f32> = if cfg.rope_scaling.is_some() {
+        inv_freq.iter().map(|&f| f as f32).collect()
+    } else {
+        let base = cfg.rope_theta as f32;
+        (0..d)
+            .step_by(2)
+            .map(|i| 1f32 / base.powf(i as f32 / d as f32))
+            .collect()
+    };
+    let (mut c, mut s) = (Vec::with_capacity(t * d / 2), Vec::with_capacity(t * d / 2));
+    for p in start..start + t {
+        for &th in &theta {
+            let a = p as f32 * th;
+            c.push(a.cos());
+            s.push(a.sin());
+        }
+    }
+    let c = Tensor::from_vec(c, (t, d / 2), device)?.to_dtype(dt)?;
+    let s = Tensor::from_vec(s, (t, d / 2), device)?.to_dtype(dt)?;
+    Ok((c, s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use caracal_models::gguf::{self as g, GgufWeights};
-use caracal_models::hf;
+use caracal_models::{hf, KernelMode};
 use std::path::{Path, PathBuf};
 
 fn fixture() -> PathBuf {
@@ -101,16 +101,24 @@ fn gguf_logits_match_the_safetensors_model() {
     let want_model = hf::load_dir(&dir, DType::F32, &dev).unwrap();
     let ids = Tensor::new(&[[3u32, 100, 7, 255, 0, 42, 42, 9]], &dev).unwrap();
     let want = want_model.logits(&ids).unwrap();
+    // Every kernel mode; Candle mode rotates GGUF's interleaved Q/K rows
+    // with `rope_i` where the others first permute them to rotate-half.
     for how in [GgufWeights::Quantized, GgufWeights::Dequantized] {
-        let (m, tok) = g::load(&p, how, &dev).unwrap();
-        assert_eq!(tok.vocab_size(), 256);
-        let d = (m.logits(&ids).unwrap() - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
-        assert!(d.to_scalar::<f32>().unwrap() < 1e-4, "{how:?}: {d}");
+        for mode in [KernelMode::Fused, KernelMode::Reference, KernelMode::Candle] {
+            let (m, tok) = g::load(&p, how, &dev).unwrap();
+            let m = m.with_mode(mode);
+            assert_eq!(tok.vocab_size(), 256);
+            let d = (m.logits(&ids).unwrap() - &want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap();
+            assert!(
+                d.to_scalar::<f32>().unwrap() < 1e-4,
+                "{how:?} {mode:?}: {d}"
+            );
+        }
     }
     std::fs::remove_file(p).unwrap();
     std::fs::remove_dir_all(dir).unwrap();

@@ -40,12 +40,18 @@ fn logits_match_transformers_in_both_modes() {
     let want = &exp["logits"];
     let model = hf::load_dir(fixture(), DType::F32, &dev).unwrap();
     assert!(model.config().rope_scaling.is_some());
-    for mode in [KernelMode::Fused, KernelMode::Reference] {
+    for mode in [KernelMode::Fused, KernelMode::Reference, KernelMode::Candle] {
         let got = model.clone().with_mode(mode).logits(ids).unwrap();
         let d = max_abs(&got, want);
         assert!(d < 1e-4, "{mode:?}: max |Δlogit| = {d}");
     }
-    // Incremental decoding with the KV cache gives the same last logits.
+    for mode in [KernelMode::Fused, KernelMode::Candle] {
+        cached_decoding_matches(&model.clone().with_mode(mode), ids, want);
+    }
+}
+
+/// Incremental decoding with the KV cache gives the same last logits.
+fn cached_decoding_matches(model: &caracal_models::Llama, ids: &Tensor, want: &Tensor) {
     let mut cache = model.new_cache();
     let (_, t) = ids.dims2().unwrap();
     let first = model
@@ -61,7 +67,11 @@ fn logits_match_transformers_in_both_modes() {
     }
     let got = Tensor::cat(&lasts, 1).unwrap();
     let d = max_abs(&got, &want.narrow(1, t - 4, 4).unwrap());
-    assert!(d < 1e-4, "cached decoding: max |Δlogit| = {d}");
+    assert!(
+        d < 1e-4,
+        "{:?} cached decoding: max |Δlogit| = {d}",
+        model.mode
+    );
 }
 
 #[test]

@@ -7,14 +7,15 @@
 //! Like is compared with like (see the project's compression notes): our
 //! dequantized-f32 model against `quantized_llama` on the same weights
 //! rewritten as an F32 GGUF; our QMatMul model against `quantized_llama` on
-//! the original Q4_1 file. Tolerance: 1e-3 relative on the perplexity.
+//! the original Q4_1 file, both token by token, ours in `KernelMode::Candle`
+//! (see that test for why). Tolerance: 1e-3 relative on the perplexity.
 
 use candle_core::quantized::gguf_file::{self, Content};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor, D};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use caracal_models::gguf::{self as g, GgufWeights};
-use caracal_models::{generate, GenerateOptions, Llama, Sampling, Tokenizer};
+use caracal_models::{generate, GenerateOptions, KernelMode, Llama, Sampling, Tokenizer};
 use std::path::PathBuf;
 
 fn cache(rel: &str) -> Option<PathBuf> {
@@ -142,36 +143,103 @@ fn dequantized_perplexity_matches_quantized_llama_on_f32_weights() {
     assert!(ours > 5.0 && ours < 200.0, "implausible perplexity {ours}");
 }
 
-/// Ignored: not met. Our QMatMul model and `quantized_llama` differ by
-/// about 1% here (ours 85.98 vs 85.22 on 64 tokens), although the same code
-/// matches to 1e-6 on the F32 weights. Diagnosis: `QMatMul` quantizes each
-/// activation row to 8 bits, a discontinuous map, so float-rounding
-/// differences of 1e-7 (a different summation order in attention or
-/// RMSNorm) flip some roundings, and over 30 layers the flips cascade to
-/// the level of the activation-quantization noise itself. Our own
-/// full-sequence and KV-cached passes show the same effect (identical at
-/// position 0, where nothing is mixed; logits differ by ~0.5 later; < 2e-4
-/// when dequantized), while `QMatMul` alone is row-consistent. Matching to
-/// 1e-3 would need bit-identical pre-quantization activations, i.e.
-/// candle-nn's exact op order. Run with `--ignored`.
+/// Perplexity from our model run one token at a time through its KV cache.
+fn our_ppl_cached(m: &Llama, ids: &[u32]) -> f64 {
+    let mut cache = m.new_cache();
+    let mut nll = 0.0;
+    for i in 0..ids.len() - 1 {
+        let x = Tensor::new(&ids[i..i + 1], m.device())
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let z: Vec<f32> = m
+            .logits_cached(&x, &mut cache)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let mx = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let lse = mx + z.iter().map(|&v| (v as f64 - mx).exp()).sum::<f64>().ln();
+        nll += lse - z[ids[i + 1] as usize] as f64;
+    }
+    (nll / (ids.len() - 1) as f64).exp()
+}
+
+/// Our QMatMul model against `quantized_llama` on the original Q4_1 file,
+/// both token by token, in [`KernelMode::Candle`] (candle-nn's inference ops
+/// in candle's op order; the weights, the loader, the GQA/RoPE layout and
+/// the KV cache are ours). The fused and reference modes cannot be held to
+/// 1e-3 here: see `q4_1_perplexity_is_ill_conditioned_in_quantized_llama`.
 #[test]
-#[ignore]
 fn qmatmul_perplexity_matches_quantized_llama_on_q4_1() {
     let Some(path) = cache("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
     };
     let (m, tok) = g::load(&path, GgufWeights::Quantized, &Device::Cpu).unwrap();
-    let Some(ids) = passage(&tok, 64) else { return };
-    let ours = our_ppl(&m, &ids);
+    let m = m.with_mode(KernelMode::Candle);
+    let Some(ids) = passage(&tok, 160) else {
+        return;
+    };
+    let ours = our_ppl_cached(&m, &ids);
     let want = reference_ppl(weights_from(std::fs::read(&path).unwrap()), &ids);
     eprintln!(
-        "SmolLM2 Q4_1 ppl on {} Hamlet tokens: ours {ours:.4}, quantized_llama {want:.4}",
+        "SmolLM2 Q4_1 ppl on {} Hamlet tokens: ours {ours:.6}, quantized_llama {want:.6}",
         ids.len()
     );
     assert!(
         ((ours - want) / want).abs() < 1e-3,
         "ours {ours} vs reference {want}"
     );
+    assert!(ours > 5.0 && ours < 200.0, "implausible perplexity {ours}");
+}
+
+/// Why the Q4_1 comparison needs candle's op order: `QMatMul` rounds each
+/// activation row to 8 bits, so a one-part-in-10⁷ change of every
+/// attention-norm weight, far below f32 summation-order noise, moves
+/// `quantized_llama`'s own perplexity by more than the 1e-3 tolerance.
+#[test]
+fn q4_1_perplexity_is_ill_conditioned_in_quantized_llama() {
+    let Some(path) = cache("smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let (_, tok) = g::load(&path, GgufWeights::Dequantized, &Device::Cpu).unwrap();
+    let Some(ids) = passage(&tok, 64) else { return };
+    let base = reference_ppl(weights_from(std::fs::read(&path).unwrap()), &ids);
+    let nudged = reference_ppl(weights_from(scaled_norms(&path, 1.0 + 1e-7)), &ids);
+    let rel = ((nudged - base) / base).abs();
+    eprintln!("quantized_llama Q4_1 ppl {base:.5}; attention norms × (1 + 1e-7): {nudged:.5} ({rel:.1e} relative)");
+    assert!(rel > 1e-3, "perplexity moved only {rel:e}");
+}
+
+/// The GGUF file with every `attn_norm` weight multiplied by `factor`.
+fn scaled_norms(path: &PathBuf, factor: f64) -> Vec<u8> {
+    let dev = Device::Cpu;
+    let mut f = std::fs::File::open(path).unwrap();
+    let c = Content::read(&mut f).unwrap();
+    let mut names: Vec<&String> = c.tensor_infos.keys().collect();
+    names.sort();
+    let ts: Vec<(String, QTensor)> = names
+        .iter()
+        .map(|n| {
+            let q = c.tensor(&mut f, n, &dev).unwrap();
+            if n.ends_with("attn_norm.weight") {
+                let t = (q.dequantize(&dev).unwrap() * factor).unwrap();
+                (
+                    n.to_string(),
+                    QTensor::quantize(&t, GgmlDType::F32).unwrap(),
+                )
+            } else {
+                (n.to_string(), q)
+            }
+        })
+        .collect();
+    let md: Vec<(&str, &gguf_file::Value)> =
+        c.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tr: Vec<(&str, &QTensor)> = ts.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut buf = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &md, &tr).unwrap();
+    buf.into_inner()
 }
 
 #[test]

@@ -146,3 +146,11 @@ fn corrupted_checkpoints_are_named() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn candle_mode_is_refused_for_training() {
+    let e = Trainer::new(model(KernelMode::Candle), opts(1), "bytes")
+        .err()
+        .expect("candle mode must be refused");
+    assert!(e.to_string().contains("inference only"), "{e}");
+}

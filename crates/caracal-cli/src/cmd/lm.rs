@@ -117,7 +117,7 @@ pub struct EvalArgs {
     /// GGUF only: keep weights quantized (QMatMul) instead of dequantizing to f32.
     #[arg(long)]
     pub quantized: bool,
-    /// Kernels: fused or reference.
+    /// Kernels: fused, reference, or candle (candle-nn's inference ops in candle-transformers' op order).
     #[arg(long, default_value = "fused")]
     pub mode: String,
     /// Print JSON.

@@ -148,6 +148,11 @@ impl Trainer {
     /// Start training `model` from step 0.
     pub fn new(model: Llama, opts: TrainOptions, tokenizer: impl Into<String>) -> Result<Self> {
         opts.validate()?;
+        if model.mode == crate::KernelMode::Candle {
+            caracal_core::bail!(
+                "kernel mode `candle` is for inference only (candle-nn's fused ops have no backward); train with `fused` or `reference`"
+            );
+        }
         let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
         if vars.is_empty() {
             caracal_core::bail!(
