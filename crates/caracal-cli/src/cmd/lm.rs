@@ -152,6 +152,9 @@ pub struct GenerateArgs {
     /// GGUF only: keep weights quantized (QMatMul).
     #[arg(long)]
     pub quantized: bool,
+    /// Kernels: fused, reference, or candle (candle-nn's inference ops in candle-transformers' op order).
+    #[arg(long, default_value = "fused")]
+    pub mode: String,
 }
 
 pub fn run(c: LmCmd) -> Result<()> {
@@ -384,6 +387,7 @@ fn eval(a: EvalArgs) -> Result<()> {
 
 fn gen(a: GenerateArgs) -> Result<()> {
     let (m, tok) = open(&a.model, a.quantized, &a.tokenizer)?;
+    let m = m.with_mode(mode(&a.mode)?);
     let prompt = tok.encode(&a.prompt)?;
     let sampling = if a.temperature <= 0.0 {
         Sampling::Greedy
