@@ -10,9 +10,11 @@
 //! - [`logistic`]: logistic-regression attribution.
 //! - [`mmm`]: media-mix model with adstock, saturation and macro factors.
 //! - [`transformer`]: LiDDA's conversion model, credit by attention or
-//!   leave-one-out, optional MMM calibration `L = L_conv + β·L_calib`.
-//! - [`calibrate`]: experimental combination of the member-level model and
-//!   the MMM (balanced channels tied to member ratios, one MMM scale).
+//!   leave-one-out, optional MMM calibration `L = L_conv + β·L_calib`
+//!   against an MMM whose carry-over the member models measure.
+//! - [`calibrate`]: the member-informed MMM, carry-over kernels, post-hoc
+//!   reconciliation; and an experimental tie of member ratios to one MMM
+//!   scale.
 //! - [`methods`]: every method behind one name; fit them all at once.
 //! - [`evaluate`]: credit error (total variation) and bootstrap intervals.
 //! - [`budget`]: budget back-evaluation inside the simulator.

@@ -1,6 +1,7 @@
 //! Every attribution method behind one name, and a runner that fits them
 //! all on the same data with bootstrap intervals.
 
+use crate::calibrate::{member_informed_mmm, reconcile};
 use crate::data::{normalize, Aggregates, Credit, Journeys, Macro};
 use crate::evaluate::{bootstrap_journeys, bootstrap_units, SharesWithIntervals};
 use crate::heuristics::{heuristic_credit, Heuristic};
@@ -8,7 +9,9 @@ use crate::logistic::fit_logistic;
 use crate::markov::markov_attribution;
 use crate::mmm::{calibration_targets, fit_mmm, MmmFit};
 use crate::shapley::{ordered_shapley, simplified_shapley};
-use crate::transformer::{fit_transformer, CreditMethod, FitReport, TransformerConfig};
+use crate::transformer::{
+    credit_of_rows, fit_transformer, ConversionModel, CreditMethod, FitReport, TransformerConfig,
+};
 use caracal_core::{Error, Result};
 use serde::Serialize;
 
@@ -23,7 +26,9 @@ pub enum Method {
     Logistic,
     /// The MMM's channel shares alone (aggregate data only).
     Mmm,
-    /// The conversion model; `calibrated` adds `β·L_calib` against the MMM.
+    /// The conversion model; `calibrated` adds `β·L_calib` against an MMM
+    /// refitted with the member models' carry-over, and reconciles the
+    /// channel totals with it ([`crate::transformer`], module docs).
     Transformer {
         credit: CreditMethod,
         calibrated: bool,
@@ -188,8 +193,8 @@ pub fn fit_methods(
         None
     };
     let mut out = Vec::new();
-    let mut models: Vec<Option<(crate::transformer::ConversionModel, FitReport)>> =
-        vec![None, None];
+    let mut models: Vec<Option<(ConversionModel, FitReport)>> = vec![None, None];
+    let mut calib_targets: Option<Vec<Option<f64>>> = None;
     for &method in methods {
         let r = match method {
             Method::Mmm => {
@@ -208,22 +213,49 @@ pub fn fit_methods(
             }
             Method::Transformer { credit, calibrated } => {
                 let slot = calibrated as usize;
-                if models[slot].is_none() {
+                if models[0].is_none() && (!calibrated || tcfg.kernel_models > 0) {
                     let mut cfg = tcfg.clone();
-                    if !calibrated {
-                        cfg.beta = 0.0;
-                    } else if cfg.beta <= 0.0 {
+                    cfg.beta = 0.0;
+                    models[0] = Some(fit_transformer(journeys, &cfg, None)?);
+                }
+                if calibrated && models[1].is_none() {
+                    let (a, m) = (
+                        inputs.aggregates.expect("checked by mmm_targets"),
+                        inputs.macros.expect("checked by mmm_targets"),
+                    );
+                    let t = if tcfg.kernel_models == 0 {
+                        targets.as_ref().expect("targets fitted above").1.clone()
+                    } else {
+                        // Member-level carry-over kernels, averaged over
+                        // `kernel_models` uncalibrated fits (the first is
+                        // the `transformer` row's model).
+                        let mut extra = Vec::new();
+                        for k in 1..tcfg.kernel_models {
+                            let mut cfg = tcfg.clone();
+                            cfg.beta = 0.0;
+                            cfg.seed = tcfg.seed.wrapping_add(k as u64);
+                            extra.push(fit_transformer(journeys, &cfg, None)?.0);
+                        }
+                        let first = &models[0].as_ref().expect("trained above").0;
+                        let all: Vec<&ConversionModel> =
+                            std::iter::once(first).chain(extra.iter()).collect();
+                        let (mmm, _) = member_informed_mmm(&all, journeys, a, m)?;
+                        calibration_targets(&mmm, &journeys.channels).0
+                    };
+                    let mut cfg = tcfg.clone();
+                    if cfg.beta <= 0.0 {
                         cfg.beta = 1.0;
                     }
-                    let t = targets.as_ref().map(|x| x.1.as_slice());
-                    models[slot] = Some(fit_transformer(
-                        journeys,
-                        &cfg,
-                        if calibrated { t } else { None },
-                    )?);
+                    let (model, rep) = fit_transformer(journeys, &cfg, Some(&t))?;
+                    models[1] = Some((model, rep));
+                    calib_targets = Some(t);
                 }
                 let (model, rep) = models[slot].as_ref().expect("trained above");
-                let (per, c) = model.credit(journeys, credit)?;
+                let (mut per, mut c) = model.credit(journeys, credit)?;
+                if calibrated {
+                    reconcile(&mut per, calib_targets.as_ref().expect("set above"))?;
+                    c = credit_of_rows(journeys, &per);
+                }
                 let mut r = result(method, c);
                 if bootstrap > 0 {
                     r.intervals = Some(bootstrap_units(&per, bootstrap, seed));

@@ -12,6 +12,9 @@
 //! on the residual sum of squares; the θ are least squares constrained to
 //! be non-negative (negative ones are dropped and the rest refitted).
 //! A channel's contribution is `Σ_d θ_c · sat_c(...)_d`.
+//!
+//! [`fit_mmm_kernels`] fixes some channels' carry-over to a given lag
+//! kernel instead (the joint fit of [`crate::calibrate::member_informed_mmm`]).
 
 use crate::data::{normalize, Aggregates, Macro};
 use crate::linalg::solve;
@@ -22,6 +25,7 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize)]
 pub struct MmmFit {
     pub channels: Vec<String>,
+    /// Adstock decay per channel (NaN where a lag kernel was given).
     pub decay: Vec<f64>,
     /// Half-saturation `K_c` as a multiple of the channel's mean adstock
     /// (`inf`: linear).
@@ -108,6 +112,40 @@ fn nnls_first(x: &[Vec<f64>], y: &[f64], n_pos: usize) -> Result<(Vec<f64>, f64)
 /// (or `kpi` when given: `(day0, values)`). Leading days with zero KPI are
 /// taken as before the KPI was recorded and skipped.
 pub fn fit_mmm(aggr: &Aggregates, macros: &Macro, kpi: Option<(i64, &[f64])>) -> Result<MmmFit> {
+    fit_mmm_kernels(aggr, macros, kpi, &vec![None; aggr.channels.len()])
+}
+
+/// A channel's spend convolved with a fixed lag kernel,
+/// `a_d = Σ_k w_k s_{d−k}`, scaled to mean 1 (linear response).
+fn convolve(spend: &[f64], kernel: &[f64]) -> Vec<f64> {
+    let a: Vec<f64> = (0..spend.len())
+        .map(|d| {
+            kernel
+                .iter()
+                .enumerate()
+                .take(d + 1)
+                .map(|(k, w)| w * spend[d - k])
+                .sum()
+        })
+        .collect();
+    let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
+    a.iter().map(|x| x / mean.max(1e-12)).collect()
+}
+
+/// [`fit_mmm`] with some channels' carry-over fixed: `kernels[c] =
+/// Some(w)` replaces channel `c`'s adstock and saturation grid by the lag
+/// kernel `w` (linear response); `None` keeps the grid search.
+pub fn fit_mmm_kernels(
+    aggr: &Aggregates,
+    macros: &Macro,
+    kpi: Option<(i64, &[f64])>,
+    kernels: &[Option<Vec<f64>>],
+) -> Result<MmmFit> {
+    if kernels.len() != aggr.channels.len() {
+        return Err(Error::invalid(
+            "fit_mmm_kernels: one kernel slot per channel",
+        ));
+    }
     let (k0, y_all): (i64, Vec<f64>) = match kpi {
         Some((d, v)) => (d, v.to_vec()),
         None => match &macros.conversions {
@@ -169,15 +207,23 @@ pub fn fit_mmm(aggr: &Aggregates, macros: &Macro, kpi: Option<(i64, &[f64])>) ->
     let mut decay = vec![0.5; nc];
     let mut hs = vec![f64::INFINITY; nc];
     let mut cols: Vec<Vec<f64>> = (0..nc)
-        .map(|c| cut(transform(&spend_to_hi[c], decay[c], hs[c])))
+        .map(|c| match &kernels[c] {
+            Some(w) => cut(convolve(&spend_to_hi[c], w)),
+            None => cut(transform(&spend_to_hi[c], decay[c], hs[c])),
+        })
         .collect();
+    for c in 0..nc {
+        if kernels[c].is_some() {
+            decay[c] = f64::NAN;
+        }
+    }
     let fit = |cols: &[Vec<f64>]| -> Result<(Vec<f64>, f64)> {
         let x: Vec<Vec<f64>> = cols.iter().chain(&other).cloned().collect();
         nnls_first(&x, &y, nc)
     };
     let (_, mut best) = fit(&cols)?;
     for _pass in 0..2 {
-        for c in 0..nc {
+        for c in (0..nc).filter(|&c| kernels[c].is_none()) {
             for &l in &DECAYS {
                 for &k in &HALF_SAT {
                     let saved =
@@ -383,6 +429,13 @@ mod tests {
             calibration_targets(&f, &["a".to_string(), "b".to_string(), "email".to_string()]);
         assert_eq!(extra, ["tv"]);
         assert!(t[2].is_none() && (t[0].unwrap() + t[1].unwrap() - 1.0).abs() < 1e-12);
+        // A fixed kernel equal to the true (geometric, 0.5) carry-over gives
+        // the same fit for that channel without the grid.
+        let kernel: Vec<f64> = (0..n).map(|k| 0.5f64.powi(k as i32)).collect();
+        let fk = fit_mmm_kernels(&aggr, &mac, None, &[Some(kernel), None, None]).unwrap();
+        assert!(fk.decay[0].is_nan() && !fk.decay[2].is_nan());
+        assert!((fk.shares[0] - true_share).abs() < 0.02, "{:?}", fk.shares);
+        assert!(fit_mmm_kernels(&aggr, &mac, None, &[None, None]).is_err());
         let no_kpi = Macro {
             conversions: None,
             ..mac

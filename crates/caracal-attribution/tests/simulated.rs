@@ -7,7 +7,7 @@ use caracal_attribution::transformer::{CreditMethod, TransformerConfig};
 use caracal_attribution::{fit_methods, simulate, total_variation, Inputs, Method, SimConfig};
 
 #[test]
-fn calibrated_transformer_beats_path_methods_and_ties_the_mmm_on_simulated_credit() {
+fn calibrated_transformer_has_the_lowest_simulated_credit_error() {
     let sim = simulate(&SimConfig {
         n_members: 1500,
         population_factor: 100,
@@ -53,15 +53,10 @@ fn calibrated_transformer_beats_path_methods_and_ties_the_mmm_on_simulated_credi
         }
     }
     let cal = *tv.last().unwrap();
-    // The KL calibration pulls the shares onto the MMM's: the calibrated
-    // model ties the MMM (it does not beat it; README, seed table) and
-    // beats every member-level method.
-    let mmm = tv[tv.len() - 2];
-    assert!(
-        (cal - mmm).abs() < 0.05,
-        "calibrated {cal:.3} vs mmm {mmm:.3}"
-    );
-    for (r, t) in res.iter().zip(&tv).take(tv.len() - 2) {
+    // The calibration refits the MMM with the carry-over the member models
+    // measure, so the calibrated model has the lowest error of all,
+    // the aggregate-only MMM included.
+    for (r, t) in res.iter().zip(&tv).take(tv.len() - 1) {
         assert!(
             cal < *t,
             "calibrated transformer TV {cal:.3} vs {} {t:.3}",
