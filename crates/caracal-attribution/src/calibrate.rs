@@ -248,8 +248,9 @@ pub fn carryover_kernels(
 /// The joint fit behind `transformer-calibrated`: the MMM refitted on the
 /// aggregates with each journey channel's carry-over fixed to the kernel
 /// the member-level models measure ([`carryover_kernels`]); aggregate
-/// channels the journeys lack keep the adstock / saturation grid. Returns
-/// the fit and the kernels (per aggregate channel).
+/// channels the journeys lack keep the adstock / saturation grid; the
+/// others keep the saturation search. Returns the fit and the kernels (per
+/// aggregate channel).
 pub fn member_informed_mmm(
     models: &[&ConversionModel],
     journeys: &Journeys,

@@ -59,11 +59,16 @@ fn transform(spend: &[f64], decay: f64, k: f64) -> Vec<f64> {
         prev = s + decay * prev;
         a.push(prev);
     }
+    saturate(a, k)
+}
+
+/// Hill saturation `a/(a + K·mean(a))` (Jin et al. 2017, with shape 1), or
+/// for `K = ∞` the linear response scaled to mean 1.
+fn saturate(a: Vec<f64>, k: f64) -> Vec<f64> {
+    let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
     if k.is_infinite() {
-        let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
         return a.iter().map(|x| x / mean.max(1e-12)).collect();
     }
-    let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
     let kk = (k * mean).max(1e-12);
     a.iter().map(|x| x / (x + kk)).collect()
 }
@@ -116,8 +121,8 @@ pub fn fit_mmm(aggr: &Aggregates, macros: &Macro, kpi: Option<(i64, &[f64])>) ->
 }
 
 /// A channel's spend convolved with a fixed lag kernel,
-/// `a_d = Σ_k w_k s_{d−k}`, scaled to mean 1 (linear response).
-fn convolve(spend: &[f64], kernel: &[f64]) -> Vec<f64> {
+/// `a_d = Σ_k w_k s_{d−k}`, then saturated with half-saturation `k`.
+fn convolve(spend: &[f64], kernel: &[f64], k: f64) -> Vec<f64> {
     let a: Vec<f64> = (0..spend.len())
         .map(|d| {
             kernel
@@ -128,13 +133,12 @@ fn convolve(spend: &[f64], kernel: &[f64]) -> Vec<f64> {
                 .sum()
         })
         .collect();
-    let mean = a.iter().sum::<f64>() / a.len().max(1) as f64;
-    a.iter().map(|x| x / mean.max(1e-12)).collect()
+    saturate(a, k)
 }
 
 /// [`fit_mmm`] with some channels' carry-over fixed: `kernels[c] =
-/// Some(w)` replaces channel `c`'s adstock and saturation grid by the lag
-/// kernel `w` (linear response); `None` keeps the grid search.
+/// Some(w)` replaces channel `c`'s geometric adstock by the lag kernel `w`
+/// (its saturation is still searched); `None` keeps the full grid search.
 pub fn fit_mmm_kernels(
     aggr: &Aggregates,
     macros: &Macro,
@@ -208,7 +212,7 @@ pub fn fit_mmm_kernels(
     let mut hs = vec![f64::INFINITY; nc];
     let mut cols: Vec<Vec<f64>> = (0..nc)
         .map(|c| match &kernels[c] {
-            Some(w) => cut(convolve(&spend_to_hi[c], w)),
+            Some(w) => cut(convolve(&spend_to_hi[c], w, hs[c])),
             None => cut(transform(&spend_to_hi[c], decay[c], hs[c])),
         })
         .collect();
@@ -223,11 +227,20 @@ pub fn fit_mmm_kernels(
     };
     let (_, mut best) = fit(&cols)?;
     for _pass in 0..2 {
-        for c in (0..nc).filter(|&c| kernels[c].is_none()) {
-            for &l in &DECAYS {
+        for c in 0..nc {
+            // A fixed kernel keeps its carry-over: only saturation is searched.
+            let decays: &[f64] = if kernels[c].is_some() {
+                &[f64::NAN]
+            } else {
+                &DECAYS
+            };
+            for &l in decays {
                 for &k in &HALF_SAT {
-                    let saved =
-                        std::mem::replace(&mut cols[c], cut(transform(&spend_to_hi[c], l, k)));
+                    let col = match &kernels[c] {
+                        Some(w) => convolve(&spend_to_hi[c], w, k),
+                        None => transform(&spend_to_hi[c], l, k),
+                    };
+                    let saved = std::mem::replace(&mut cols[c], cut(col));
                     let (_, rss) = fit(&cols)?;
                     if rss < best - 1e-12 {
                         best = rss;

@@ -35,7 +35,8 @@
 //!    ([`crate::calibrate::member_informed_mmm`]: the mean logit effect of
 //!    one touch by its age, averaged over
 //!    [`TransformerConfig::kernel_models`] uncalibrated fits) instead of
-//!    the adstock / saturation grid the aggregate-only MMM searches;
+//!    the geometric adstock the aggregate-only MMM picks from a grid (the
+//!    saturation is still searched, and macro factors stay covariates);
 //! 2. training with `L = L_conv + β·L_calib`: for each batch, the model's
 //!    channel shares of removal increments `s_c` are matched to that fit's
 //!    shares `t_c` by `L_calib = KL(t ‖ s)` over the channels both cover;
@@ -53,7 +54,7 @@
 //! member models' own levels are biased for targeted channels and noisy
 //! for the others (e.g. 2× the true social credit on seed 5), so they are
 //! not used. Measured (`credit_table`, simulator seeds 7 / 1 / 3 / 11 / 5):
-//! TV 0.137 / 0.129 / 0.050 / 0.075 / 0.112 against the aggregate-only
+//! TV 0.096 / 0.097 / 0.125 / 0.075 / 0.111 against the aggregate-only
 //! MMM's 0.139 / 0.143 / 0.428 / 0.106 / 0.171; with the simulator's true
 //! kernels the same MMM reaches 0.124 / 0.096 / 0.078 / 0.043 / 0.113, so
 //! most of the MMM's error is the carry-over it picks.
