@@ -176,6 +176,78 @@ pub fn mmm_targets(inputs: &Inputs) -> Result<(MmmFit, Vec<Option<f64>>, Vec<Str
     Ok((mmm, t, extra))
 }
 
+/// The transformer models of one set of journeys, trained on first use
+/// and shared by both credit rules: the uncalibrated model, and the
+/// calibrated one with the channel targets it was calibrated to.
+#[derive(Default)]
+struct TransformerFits {
+    plain: Option<(ConversionModel, FitReport)>,
+    calibrated: Option<(ConversionModel, FitReport, Vec<Option<f64>>)>,
+}
+
+impl TransformerFits {
+    /// Per-journey credit rows, channel credit and the fit report of the
+    /// model read. `base`: the aggregate-only MMM's targets, used when
+    /// `tcfg.kernel_models` is 0.
+    fn run(
+        &mut self,
+        journeys: &Journeys,
+        inputs: &Inputs,
+        tcfg: &TransformerConfig,
+        credit: CreditMethod,
+        calibrated: bool,
+        base: Option<&[Option<f64>]>,
+    ) -> Result<(Vec<Vec<f64>>, Credit, FitReport)> {
+        if self.plain.is_none() && (!calibrated || tcfg.kernel_models > 0) {
+            let mut cfg = tcfg.clone();
+            cfg.beta = 0.0;
+            self.plain = Some(fit_transformer(journeys, &cfg, None)?);
+        }
+        if calibrated && self.calibrated.is_none() {
+            let t = if tcfg.kernel_models == 0 {
+                base.expect("targets fitted by the caller").to_vec()
+            } else {
+                let (a, m) = (
+                    inputs.aggregates.expect("checked by mmm_targets"),
+                    inputs.macros.expect("checked by mmm_targets"),
+                );
+                // Member-level carry-over kernels, averaged over
+                // `kernel_models` uncalibrated fits (the first is the
+                // `transformer` row's model).
+                let mut extra = Vec::new();
+                for k in 1..tcfg.kernel_models {
+                    let mut cfg = tcfg.clone();
+                    cfg.beta = 0.0;
+                    cfg.seed = tcfg.seed.wrapping_add(k as u64);
+                    extra.push(fit_transformer(journeys, &cfg, None)?.0);
+                }
+                let first = &self.plain.as_ref().expect("trained above").0;
+                let all: Vec<&ConversionModel> =
+                    std::iter::once(first).chain(extra.iter()).collect();
+                let (mmm, _) = member_informed_mmm(&all, journeys, a, m)?;
+                calibration_targets(&mmm, &journeys.channels).0
+            };
+            let mut cfg = tcfg.clone();
+            if cfg.beta <= 0.0 {
+                cfg.beta = 1.0;
+            }
+            let (model, rep) = fit_transformer(journeys, &cfg, Some(&t))?;
+            self.calibrated = Some((model, rep, t));
+        }
+        if calibrated {
+            let (model, rep, t) = self.calibrated.as_ref().expect("trained above");
+            let (mut per, _) = model.credit(journeys, credit)?;
+            reconcile(&mut per, t)?;
+            let c = credit_of_rows(journeys, &per);
+            Ok((per, c, rep.clone()))
+        } else {
+            let (model, rep) = self.plain.as_ref().expect("trained above");
+            let (per, c) = model.credit(journeys, credit)?;
+            Ok((per, c, rep.clone()))
+        }
+    }
+}
+
 /// Fit several methods on the same inputs, with `bootstrap` percentile
 /// replicates (0: none). The transformer is trained once per calibration
 /// setting and read by both credit methods.
@@ -193,8 +265,7 @@ pub fn fit_methods(
         None
     };
     let mut out = Vec::new();
-    let mut models: Vec<Option<(ConversionModel, FitReport)>> = vec![None, None];
-    let mut calib_targets: Option<Vec<Option<f64>>> = None;
+    let mut fits = TransformerFits::default();
     for &method in methods {
         let r = match method {
             Method::Mmm => {
@@ -212,53 +283,20 @@ pub fn fit_methods(
                 )
             }
             Method::Transformer { credit, calibrated } => {
-                let slot = calibrated as usize;
-                if models[0].is_none() && (!calibrated || tcfg.kernel_models > 0) {
-                    let mut cfg = tcfg.clone();
-                    cfg.beta = 0.0;
-                    models[0] = Some(fit_transformer(journeys, &cfg, None)?);
-                }
-                if calibrated && models[1].is_none() {
-                    let (a, m) = (
-                        inputs.aggregates.expect("checked by mmm_targets"),
-                        inputs.macros.expect("checked by mmm_targets"),
-                    );
-                    let t = if tcfg.kernel_models == 0 {
-                        targets.as_ref().expect("targets fitted above").1.clone()
-                    } else {
-                        // Member-level carry-over kernels, averaged over
-                        // `kernel_models` uncalibrated fits (the first is
-                        // the `transformer` row's model).
-                        let mut extra = Vec::new();
-                        for k in 1..tcfg.kernel_models {
-                            let mut cfg = tcfg.clone();
-                            cfg.beta = 0.0;
-                            cfg.seed = tcfg.seed.wrapping_add(k as u64);
-                            extra.push(fit_transformer(journeys, &cfg, None)?.0);
-                        }
-                        let first = &models[0].as_ref().expect("trained above").0;
-                        let all: Vec<&ConversionModel> =
-                            std::iter::once(first).chain(extra.iter()).collect();
-                        let (mmm, _) = member_informed_mmm(&all, journeys, a, m)?;
-                        calibration_targets(&mmm, &journeys.channels).0
-                    };
-                    let mut cfg = tcfg.clone();
-                    if cfg.beta <= 0.0 {
-                        cfg.beta = 1.0;
-                    }
-                    let (model, rep) = fit_transformer(journeys, &cfg, Some(&t))?;
-                    models[1] = Some((model, rep));
-                    calib_targets = Some(t);
-                }
-                let (model, rep) = models[slot].as_ref().expect("trained above");
-                let (mut per, mut c) = model.credit(journeys, credit)?;
-                if calibrated {
-                    reconcile(&mut per, calib_targets.as_ref().expect("set above"))?;
-                    c = credit_of_rows(journeys, &per);
-                }
+                let base = targets.as_ref().map(|t| t.1.as_slice());
+                let (per, c, rep) = fits.run(journeys, inputs, tcfg, credit, calibrated, base)?;
                 let mut r = result(method, c);
                 if bootstrap > 0 {
-                    r.intervals = Some(bootstrap_units(&per, bootstrap, seed));
+                    r.intervals = Some(if tcfg.bootstrap_refit {
+                        // Every replicate retrains the whole pipeline.
+                        bootstrap_journeys(journeys, bootstrap, seed, |j| {
+                            let (_, c, _) = TransformerFits::default()
+                                .run(j, inputs, tcfg, credit, calibrated, base)?;
+                            Ok(normalize(&c.conversions))
+                        })?
+                    } else {
+                        bootstrap_units(&per, bootstrap, seed)
+                    });
                 }
                 r.auc = Some(rep.valid_auc);
                 r.log_loss = Some(rep.valid_log_loss);

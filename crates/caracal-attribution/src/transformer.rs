@@ -96,6 +96,10 @@ pub struct TransformerConfig {
     /// effects by age are averaged into the carry-over kernels of the
     /// calibration's MMM ([`crate::calibrate::member_informed_mmm`]).
     pub kernel_models: usize,
+    /// Bootstrap intervals retrain the model (the whole calibration
+    /// pipeline) on every replicate, instead of resampling the fitted
+    /// model's per-journey credit. Costs one full fit per replicate.
+    pub bootstrap_refit: bool,
 }
 
 impl Default for TransformerConfig {
@@ -112,6 +116,7 @@ impl Default for TransformerConfig {
             valid_fraction: 0.2,
             seed: 1,
             kernel_models: 3,
+            bootstrap_refit: false,
         }
     }
 }

@@ -115,3 +115,43 @@ fn aggregate_only_channels_are_reported_and_missing_inputs_are_clear() {
     .to_string();
     assert!(e.contains("--aggregates"), "{e}");
 }
+
+/// `bootstrap_refit`: each replicate retrains the calibrated pipeline on
+/// resampled journeys, so its intervals also carry the model's fitting
+/// noise and come out wider than resampling the fitted model's credit.
+#[test]
+fn refit_bootstrap_retrains_and_widens_the_intervals() {
+    let sim = simulate(&SimConfig {
+        n_members: 600,
+        population_factor: 100,
+        ..Default::default()
+    })
+    .unwrap();
+    let inputs = Inputs {
+        journeys: &sim.journeys,
+        aggregates: Some(&sim.aggregates),
+        macros: Some(&sim.macros),
+    };
+    let m = [Method::Transformer {
+        credit: CreditMethod::LeaveOneOut,
+        calibrated: true,
+    }];
+    let mut cfg = TransformerConfig {
+        epochs: 2,
+        kernel_models: 2,
+        ..Default::default()
+    };
+    let fixed = fit_methods(&m, &inputs, &cfg, 6, 5).unwrap();
+    cfg.bootstrap_refit = true;
+    let refit = fit_methods(&m, &inputs, &cfg, 6, 5).unwrap();
+    // The point estimate is the same fit either way.
+    assert_eq!(fixed[0].shares, refit[0].shares);
+    let width = |r: &caracal_attribution::MethodResult| -> f64 {
+        let i = r.intervals.as_ref().expect("intervals");
+        assert_eq!(i.replicates, 6);
+        i.lower.iter().zip(&i.upper).map(|(l, u)| u - l).sum()
+    };
+    let (wf, wr) = (width(&fixed[0]), width(&refit[0]));
+    eprintln!("summed 95% interval width: credit resampling {wf:.3}, refit {wr:.3}");
+    assert!(wr > wf, "refit {wr} vs fixed {wf}");
+}

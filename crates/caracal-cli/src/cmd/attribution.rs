@@ -64,6 +64,11 @@ pub enum AttributionCmd {
         /// Bootstrap replicates for 95% intervals on the shares (0: none).
         #[arg(long, default_value_t = 100)]
         bootstrap: usize,
+        /// Transformer methods: retrain the model (the whole calibration
+        /// pipeline) on every bootstrap replicate, instead of resampling the
+        /// fitted model's per-journey credit. Slow: one full fit per replicate.
+        #[arg(long)]
+        bootstrap_refit: bool,
         /// Training epochs of the transformer.
         #[arg(long, default_value_t = 8)]
         epochs: usize,
@@ -131,6 +136,7 @@ pub fn run(c: AttributionCmd) -> Result<()> {
             macro_file,
             method,
             bootstrap,
+            bootstrap_refit,
             epochs,
             beta,
             seed,
@@ -142,6 +148,7 @@ pub fn run(c: AttributionCmd) -> Result<()> {
             macro_file,
             method,
             bootstrap,
+            bootstrap_refit,
             epochs,
             beta,
             seed,
@@ -195,6 +202,7 @@ struct FitArgs {
     macro_file: Option<PathBuf>,
     method: Option<String>,
     bootstrap: usize,
+    bootstrap_refit: bool,
     epochs: usize,
     beta: f64,
     seed: u64,
@@ -206,6 +214,7 @@ fn fit(a: FitArgs) -> Result<()> {
         epochs: a.epochs,
         beta: a.beta,
         seed: a.seed,
+        bootstrap_refit: a.bootstrap_refit,
         ..Default::default()
     };
     let (sim, data, aggr, mac, warnings) = match (&a.journeys, &a.conversions) {
