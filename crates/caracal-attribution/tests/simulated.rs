@@ -4,21 +4,33 @@
 use caracal_attribution::budget::back_evaluate;
 use caracal_attribution::heuristics::Heuristic;
 use caracal_attribution::transformer::{CreditMethod, TransformerConfig};
-use caracal_attribution::{fit_methods, simulate, total_variation, Inputs, Method, SimConfig};
+use caracal_attribution::{
+    fit_methods, simulate, total_variation, Inputs, Method, SimConfig, Simulation,
+};
 
-#[test]
-fn calibrated_transformer_has_the_lowest_simulated_credit_error() {
-    let sim = simulate(&SimConfig {
-        n_members: 1500,
+/// The default simulator with `n_members` members (population ×100).
+fn simulated(n_members: usize) -> Simulation {
+    simulate(&SimConfig {
+        n_members,
         population_factor: 100,
         ..Default::default()
     })
-    .unwrap();
-    let inputs = Inputs {
+    .unwrap()
+}
+
+/// Journeys, aggregates and macro factors of a simulation.
+fn all_inputs(sim: &Simulation) -> Inputs<'_> {
+    Inputs {
         journeys: &sim.journeys,
         aggregates: Some(&sim.aggregates),
         macros: Some(&sim.macros),
-    };
+    }
+}
+
+#[test]
+fn calibrated_transformer_has_the_lowest_simulated_credit_error() {
+    let sim = simulated(1500);
+    let inputs = all_inputs(&sim);
     let methods = [
         Method::Heuristic(Heuristic::LastTouch),
         Method::Heuristic(Heuristic::FirstTouch),
@@ -121,17 +133,8 @@ fn aggregate_only_channels_are_reported_and_missing_inputs_are_clear() {
 /// noise and come out wider than resampling the fitted model's credit.
 #[test]
 fn refit_bootstrap_retrains_and_widens_the_intervals() {
-    let sim = simulate(&SimConfig {
-        n_members: 600,
-        population_factor: 100,
-        ..Default::default()
-    })
-    .unwrap();
-    let inputs = Inputs {
-        journeys: &sim.journeys,
-        aggregates: Some(&sim.aggregates),
-        macros: Some(&sim.macros),
-    };
+    let sim = simulated(600);
+    let inputs = all_inputs(&sim);
     let m = [Method::Transformer {
         credit: CreditMethod::LeaveOneOut,
         calibrated: true,

@@ -82,16 +82,7 @@ fn killed_and_resumed_training_matches_an_uninterrupted_run() {
     eprintln!("killed after {at_kill} logged steps (exit {status:?})");
     assert!(!status.success() || at_kill == 30);
 
-    let out = bin()
-        .args(["lm", "train", "--resume", "--out"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    resume(&dir);
     let got = losses(&dir);
     assert_eq!(
         got.iter().map(|x| x.0).collect::<Vec<_>>(),
@@ -212,16 +203,7 @@ fn resume_reuses_the_runs_data_and_refuses_other_data() {
     let part = root.join("part");
     run(&part, &["--data", data, "--stop-after", "6"]);
     assert_eq!(losses(&part).len(), 6);
-    let out = bin()
-        .args(["lm", "train", "--resume", "--out"])
-        .arg(&part)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    resume(&part);
     let got = losses(&part);
     assert_eq!(got.len(), 12);
     for ((s, a), (_, b)) in got.iter().zip(&want) {
@@ -246,4 +228,18 @@ fn resume_reuses_the_runs_data_and_refuses_other_data() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// `caracal lm train --resume --out DIR`, which must succeed.
+fn resume(dir: &std::path::Path) {
+    let out = bin()
+        .args(["lm", "train", "--resume", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

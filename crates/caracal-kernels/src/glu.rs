@@ -168,15 +168,7 @@ impl CustomOp2 for GluOp {
 fn apply(gate: Gate, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let op = gate.name();
     check_float(op, "a", a.dtype())?;
-    if a.dims() != b.dims() || a.dtype() != b.dtype() {
-        return Err(Error::invalid(format!(
-            "{op}: a is {:?} {:?} but b is {:?} {:?}; both halves must have the same shape and dtype",
-            a.dims(),
-            a.dtype(),
-            b.dims(),
-            b.dtype()
-        )));
-    }
+    crate::ensure_like(op, "b", b, "a", a)?;
     crate::ensure_cpu(op, a)?;
     let (a, b) = (crate::device_layout(a)?, crate::device_layout(b)?);
     Ok(a.apply_op2(&b, GluOp(gate))?)
@@ -204,17 +196,9 @@ pub fn geglu_backward(a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Te
 }
 
 fn backward_of(gate: Gate, a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tensor, Tensor)> {
-    let op = gate.name();
+    let op = format!("{}_backward", gate.name());
     for (name, t) in [("b", b), ("dc", dc)] {
-        if t.dims() != a.dims() || t.dtype() != a.dtype() {
-            return Err(Error::invalid(format!(
-                "{op}_backward: {name} is {:?} {:?} but a is {:?} {:?}; they must match",
-                t.dims(),
-                t.dtype(),
-                a.dims(),
-                a.dtype()
-            )));
-        }
+        crate::ensure_like(&op, name, t, "a", a)?;
     }
     let (a, b, dc) = (
         crate::device_layout(a)?,
@@ -223,7 +207,7 @@ fn backward_of(gate: Gate, a: &Tensor, b: &Tensor, dc: &Tensor) -> Result<(Tenso
     );
     match CustomOp2::bwd(&GluOp(gate), &a, &b, &dc, &dc)? {
         (Some(da), Some(db)) => Ok((da, db)),
-        _ => Err(Error::invalid(format!("{op}_backward: no gradient"))),
+        _ => Err(Error::invalid(format!("{op}: no gradient"))),
     }
 }
 

@@ -90,6 +90,27 @@ pub(crate) fn ensure_cpu_only(op: &str, t: &Tensor) -> Result<()> {
     }
 }
 
+/// Error unless `t` (called `name`) has the shape and dtype of `like`
+/// (called `like_name`), as a backward's upstream gradient must.
+pub(crate) fn ensure_like(
+    op: &str,
+    name: &str,
+    t: &Tensor,
+    like_name: &str,
+    like: &Tensor,
+) -> Result<()> {
+    if t.dims() != like.dims() || t.dtype() != like.dtype() {
+        return Err(Error::invalid(format!(
+            "{op}: {name} is {:?} {:?} but {like_name} is {:?} {:?}; they must have the same shape and dtype",
+            t.dims(),
+            t.dtype(),
+            like.dims(),
+            like.dtype()
+        )));
+    }
+    Ok(())
+}
+
 /// `t` made contiguous when it lives on a CUDA device (the CUDA kernels
 /// read contiguous rows); unchanged on the CPU, whose kernels gather strides.
 pub(crate) fn device_layout(t: &Tensor) -> Result<Tensor> {

@@ -324,15 +324,7 @@ pub fn rms_norm_backward(
     offset: f64,
     mode: CastingMode,
 ) -> Result<(Tensor, Tensor)> {
-    if dy.dims() != x.dims() || dy.dtype() != x.dtype() {
-        return Err(Error::invalid(format!(
-            "rms_norm_backward: dy is {:?} {:?} but x is {:?} {:?}; they must match",
-            dy.dims(),
-            dy.dtype(),
-            x.dims(),
-            x.dtype()
-        )));
-    }
+    crate::ensure_like("rms_norm_backward", "dy", dy, "x", x)?;
     let (x, w, dy) = (
         crate::device_layout(x)?,
         crate::device_layout(w)?,

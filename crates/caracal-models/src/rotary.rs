@@ -41,22 +41,30 @@ pub fn cos_sin(
     dt: DType,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
-    let half = inv_freq.len();
-    let d = 2 * half;
-    let mut c = Vec::with_capacity(t * d);
-    let mut s = Vec::with_capacity(t * d);
+    let d = 2 * inv_freq.len();
+    let mut cs = Vec::with_capacity(t * d);
     for p in start..start + t {
         for _ in 0..2 {
             for &f in inv_freq {
                 // Hugging Face forms the angle in f32.
                 let a = (p as f32 * f as f32) as f64;
-                c.push(a.cos() as f32);
-                s.push(a.sin() as f32);
+                cs.push((a.cos() as f32, a.sin() as f32));
             }
         }
     }
-    let c = Tensor::from_vec(c, (t, d), device)?.to_dtype(dt)?;
-    let s = Tensor::from_vec(s, (t, d), device)?.to_dtype(dt)?;
+    tables(cs, (t, d), dt, device)
+}
+
+/// `(cos, sin)` pairs, row-major, as two tensors of `shape` in `dt`.
+fn tables(
+    cs: Vec<(f32, f32)>,
+    shape: (usize, usize),
+    dt: DType,
+    device: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let (c, s): (Vec<f32>, Vec<f32>) = cs.into_iter().unzip();
+    let c = Tensor::from_vec(c, shape, device)?.to_dtype(dt)?;
+    let s = Tensor::from_vec(s, shape, device)?.to_dtype(dt)?;
     Ok((c, s))
 }
 
@@ -83,17 +91,15 @@ pub fn cos_sin_half_f32(
             .map(|i| 1f32 / base.powf(i as f32 / d as f32))
             .collect()
     };
-    let (mut c, mut s) = (Vec::with_capacity(t * d / 2), Vec::with_capacity(t * d / 2));
-    for p in start..start + t {
-        for &th in &theta {
-            let a = p as f32 * th;
-            c.push(a.cos());
-            s.push(a.sin());
-        }
-    }
-    let c = Tensor::from_vec(c, (t, d / 2), device)?.to_dtype(dt)?;
-    let s = Tensor::from_vec(s, (t, d / 2), device)?.to_dtype(dt)?;
-    Ok((c, s))
+    let cs = (start..start + t)
+        .flat_map(|p| {
+            theta.iter().map(move |&th| {
+                let a = p as f32 * th;
+                (a.cos(), a.sin())
+            })
+        })
+        .collect();
+    tables(cs, (t, d / 2), dt, device)
 }
 
 #[cfg(test)]

@@ -88,8 +88,9 @@ fn reference_ppl(mut w: ModelWeights, ids: &[u32]) -> f64 {
     (nll / (ids.len() - 1) as f64).exp()
 }
 
-/// The same file with every tensor dequantized to F32, in memory.
-fn f32_gguf(path: &PathBuf) -> Vec<u8> {
+/// The GGUF file rewritten in memory, each tensor passed through `map`
+/// with its name.
+fn rewrite_gguf(path: &PathBuf, map: impl Fn(&str, QTensor) -> QTensor) -> Vec<u8> {
     let dev = Device::Cpu;
     let mut f = std::fs::File::open(path).unwrap();
     let c = Content::read(&mut f).unwrap();
@@ -97,13 +98,7 @@ fn f32_gguf(path: &PathBuf) -> Vec<u8> {
     names.sort();
     let ts: Vec<(String, QTensor)> = names
         .iter()
-        .map(|n| {
-            let t = c.tensor(&mut f, n, &dev).unwrap().dequantize(&dev).unwrap();
-            (
-                n.to_string(),
-                QTensor::quantize(&t, GgmlDType::F32).unwrap(),
-            )
-        })
+        .map(|n| (n.to_string(), map(n, c.tensor(&mut f, n, &dev).unwrap())))
         .collect();
     let md: Vec<(&str, &gguf_file::Value)> =
         c.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
@@ -111,6 +106,17 @@ fn f32_gguf(path: &PathBuf) -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     gguf_file::write(&mut buf, &md, &tr).unwrap();
     buf.into_inner()
+}
+
+/// `t` dequantized, times `factor`, stored as F32.
+fn as_f32(t: QTensor, factor: f64) -> QTensor {
+    let x = (t.dequantize(&Device::Cpu).unwrap() * factor).unwrap();
+    QTensor::quantize(&x, GgmlDType::F32).unwrap()
+}
+
+/// The same file with every tensor dequantized to F32, in memory.
+fn f32_gguf(path: &PathBuf) -> Vec<u8> {
+    rewrite_gguf(path, |_, t| as_f32(t, 1.0))
 }
 
 fn weights_from(bytes: Vec<u8>) -> ModelWeights {
@@ -214,32 +220,13 @@ fn q4_1_perplexity_is_ill_conditioned_in_quantized_llama() {
 
 /// The GGUF file with every `attn_norm` weight multiplied by `factor`.
 fn scaled_norms(path: &PathBuf, factor: f64) -> Vec<u8> {
-    let dev = Device::Cpu;
-    let mut f = std::fs::File::open(path).unwrap();
-    let c = Content::read(&mut f).unwrap();
-    let mut names: Vec<&String> = c.tensor_infos.keys().collect();
-    names.sort();
-    let ts: Vec<(String, QTensor)> = names
-        .iter()
-        .map(|n| {
-            let q = c.tensor(&mut f, n, &dev).unwrap();
-            if n.ends_with("attn_norm.weight") {
-                let t = (q.dequantize(&dev).unwrap() * factor).unwrap();
-                (
-                    n.to_string(),
-                    QTensor::quantize(&t, GgmlDType::F32).unwrap(),
-                )
-            } else {
-                (n.to_string(), q)
-            }
-        })
-        .collect();
-    let md: Vec<(&str, &gguf_file::Value)> =
-        c.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tr: Vec<(&str, &QTensor)> = ts.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut buf = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut buf, &md, &tr).unwrap();
-    buf.into_inner()
+    rewrite_gguf(path, |n, t| {
+        if n.ends_with("attn_norm.weight") {
+            as_f32(t, factor)
+        } else {
+            t
+        }
+    })
 }
 
 #[test]
