@@ -12,6 +12,7 @@ use crate::npn::{npn_correlation, Npn};
 use crate::path::{
     glasso_path, iggl_lambda_max, iggl_path, lambda_grid, lambda_max, neighbourhood_path,
 };
+use crate::recovery::{edge_recovery, Recovery};
 use crate::select::{argmin, ebic, stars, StarsOptions};
 use caracal_core::{bail, ensure, Result};
 use faer::Mat;
@@ -326,4 +327,16 @@ pub fn fit_graph(d: &Dataset, o: &FitOptions) -> Result<GraphFit> {
             Ok(pf.fits.swap_remove(pf.selected))
         }
     }
+}
+
+/// Edge recovery of `o.method` along its default `λ` grid on `d`, against the
+/// true pattern `truth` ([`crate::edges::pairs`] order): the ROC of a
+/// method on simulated data ([`crate::simulate`]), as `huge.roc` draws it.
+pub fn path_recovery(d: &Dataset, truth: &[bool], o: &FitOptions) -> Result<Recovery> {
+    let lambdas = default_lambdas(d, o)?;
+    let path: Vec<Vec<bool>> = fit_lambdas(d, o, &lambdas)?
+        .iter()
+        .map(|f| adjacency(&f.precision))
+        .collect();
+    edge_recovery(truth, &path)
 }

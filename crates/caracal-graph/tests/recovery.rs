@@ -2,10 +2,7 @@
 //! ROC AUC along its λ path against the graphical lasso on the raw data.
 //! Run with `--nocapture` to see the table the README quotes.
 
-use caracal_graph::{
-    adjacency, default_lambdas, edge_recovery, fit_lambdas, simulate, DataKind, FitOptions,
-    GraphKind, Method, SimOptions,
-};
+use caracal_graph::{path_recovery, simulate, DataKind, FitOptions, GraphKind, Method, SimOptions};
 
 /// AUC, best F1, and the (FPR, TPR) of the densest graph on the path.
 fn auc(sim: &caracal_graph::Simulated, method: Method) -> (f64, f64, (f64, f64)) {
@@ -15,13 +12,7 @@ fn auc(sim: &caracal_graph::Simulated, method: Method) -> (f64, f64, (f64, f64))
         ratio: 0.05,
         ..FitOptions::default()
     };
-    let lambdas = default_lambdas(&sim.data, &o).unwrap();
-    let path: Vec<Vec<bool>> = fit_lambdas(&sim.data, &o, &lambdas)
-        .unwrap()
-        .iter()
-        .map(|f| adjacency(&f.precision))
-        .collect();
-    let r = edge_recovery(&sim.truth, &path).unwrap();
+    let r = path_recovery(&sim.data, &sim.truth, &o).unwrap();
     let last = (*r.fpr.last().unwrap(), *r.tpr.last().unwrap());
     (r.auc, r.best_f1, last)
 }
