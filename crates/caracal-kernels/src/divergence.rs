@@ -247,6 +247,41 @@ pub fn kl_div(
     )?)
 }
 
+/// The backward of [`kl_div`] on its own, for loops outside candle's
+/// autograd: `d loss / d input` for the upstream gradient `dloss` (a scalar
+/// for the reducing modes, the shape of `input` for [`KlReduction::None`]).
+pub fn kl_div_backward(
+    input: &Tensor,
+    target: &Tensor,
+    log_target: bool,
+    reduction: KlReduction,
+    dloss: &Tensor,
+) -> Result<Tensor> {
+    const OP: &str = "kl_div_backward";
+    check_pair(OP, "input", input, "target", target)?;
+    if reduction == KlReduction::None {
+        crate::ensure_like(OP, "dloss", dloss, "input", input)?;
+    } else if dloss.elem_count() != 1 {
+        return Err(Error::invalid(format!(
+            "{OP}: dloss has shape {:?}; a reducing kl_div takes a scalar upstream gradient",
+            dloss.dims()
+        )));
+    }
+    let (input, target, dloss) = (
+        crate::device_layout(input)?,
+        crate::device_layout(target)?,
+        crate::device_layout(dloss)?,
+    );
+    let op = KlOp {
+        log_target,
+        reduction,
+    };
+    match CustomOp2::bwd(&op, &input, &target, &dloss, &dloss)? {
+        (Some(dx), _) => Ok(dx),
+        _ => Err(Error::invalid("kl_div_backward: no gradient")),
+    }
+}
+
 // ---------------------------------------------------------------- TVD
 
 struct TvdOp {

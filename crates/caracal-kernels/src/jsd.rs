@@ -26,7 +26,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use caracal_core::{Error, Result};
 use rayon::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Elements per rayon task (rows are grouped until they reach this size).
 const GRAIN: usize = 1 << 14;
@@ -186,7 +186,7 @@ struct JsdOp {
     ignore_index: i64,
     labels: Option<Vec<i64>>,
     /// `dX` from the forward pass, in the input dtype.
-    grad: Mutex<Option<Tensor>>,
+    grad: Arc<Mutex<Option<Tensor>>>,
 }
 
 impl CustomOp2 for JsdOp {
@@ -270,6 +270,17 @@ pub fn jsd(
     ignore_index: i64,
     labels: Option<&Tensor>,
 ) -> Result<Tensor> {
+    Ok(jsd_op(log_q, log_p, beta, ignore_index, labels)?.0)
+}
+
+/// The checked op and the slot where its forward leaves the gradient.
+fn jsd_op(
+    log_q: &Tensor,
+    log_p: &Tensor,
+    beta: f64,
+    ignore_index: i64,
+    labels: Option<&Tensor>,
+) -> Result<(Tensor, Arc<Mutex<Option<Tensor>>>)> {
     const OP: &str = "jsd";
     check_float(OP, "log_q", log_q.dtype())?;
     let (rows, _) = dims2(OP, "log_q", log_q)?;
@@ -287,15 +298,36 @@ pub fn jsd(
     crate::ensure_cpu(OP, log_p)?;
     let labels = read_labels(OP, labels, rows)?;
     let (log_q, log_p) = (crate::device_layout(log_q)?, crate::device_layout(log_p)?);
-    Ok(log_q.apply_op2(
+    let grad = Arc::new(Mutex::new(None));
+    let loss = log_q.apply_op2(
         &log_p,
         JsdOp {
             beta,
             ignore_index,
             labels,
-            grad: Mutex::new(None),
+            grad: grad.clone(),
         },
-    )?)
+    )?;
+    Ok((loss, grad))
+}
+
+/// [`jsd`] with its gradient returned rather than left to candle's
+/// autograd: `(loss, d loss / d log_q)`, for loops outside autograd (the
+/// gradient is computed in the forward pass anyway).
+pub fn jsd_with_grad(
+    log_q: &Tensor,
+    log_p: &Tensor,
+    beta: f64,
+    ignore_index: i64,
+    labels: Option<&Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let (loss, grad) = jsd_op(log_q, log_p, beta, ignore_index, labels)?;
+    let grad = grad
+        .lock()
+        .map_err(|_| Error::invalid("jsd: gradient lock poisoned"))?
+        .take()
+        .ok_or_else(|| Error::invalid("jsd: the forward left no gradient"))?;
+    Ok((loss.detach(), grad))
 }
 
 /// References composed of plain candle ops (autograd through candle).

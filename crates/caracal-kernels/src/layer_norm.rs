@@ -173,21 +173,33 @@ impl CustomOp3 for LayerNormOp {
 /// `b` of shape `[N]` and the dtype of `x`, and a fused backward for all
 /// three.
 pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
-    const OP: &str = "layer_norm";
-    check_float(OP, "x", x.dtype())?;
+    check("layer_norm", x, &[("w", w), ("b", b)], eps)?;
+    let (x, w, b) = (
+        crate::device_layout(x)?,
+        crate::device_layout(w)?,
+        crate::device_layout(b)?,
+    );
+    Ok(x.apply_op3(&w, &b, LayerNormOp { eps })?)
+}
+
+/// The checks shared by the forward and the functional backward: a float
+/// `x` with a non-empty last dimension `N`, parameters of shape `[N]` and
+/// the dtype of `x`, a finite `eps ≥ 0`, all on a supported device.
+fn check(op: &str, x: &Tensor, params: &[(&str, &Tensor)], eps: f64) -> Result<()> {
+    check_float(op, "x", x.dtype())?;
     let n = match x.dims().last() {
         Some(&n) if n > 0 => n,
         _ => {
             return Err(Error::invalid(format!(
-                "{OP}: x has shape {:?}; expected at least one dimension with a non-empty last dimension",
+                "{op}: x has shape {:?}; expected at least one dimension with a non-empty last dimension",
                 x.dims()
             )))
         }
     };
-    for (name, t) in [("w", w), ("b", b)] {
+    for (name, t) in params {
         if t.dims() != [n] || t.dtype() != x.dtype() {
             return Err(Error::invalid(format!(
-                "{OP}: {name} is {:?} {:?} but x is {:?} {:?}; {name} must have shape [{n}] (the last dimension of x) and the same dtype",
+                "{op}: {name} is {:?} {:?} but x is {:?} {:?}; {name} must have shape [{n}] (the last dimension of x) and the same dtype",
                 t.dims(),
                 t.dtype(),
                 x.dims(),
@@ -197,18 +209,37 @@ pub fn layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor
     }
     if !(eps.is_finite() && eps >= 0.0) {
         return Err(Error::invalid(format!(
-            "{OP}: eps is {eps}; it must be finite and non-negative"
+            "{op}: eps is {eps}; it must be finite and non-negative"
         )));
     }
-    for t in [x, w, b] {
-        crate::ensure_cpu(OP, t)?;
+    crate::ensure_cpu(op, x)?;
+    for (_, t) in params {
+        crate::ensure_cpu(op, t)?;
     }
-    let (x, w, b) = (
+    Ok(())
+}
+
+/// The fused backward of [`layer_norm`] on its own, for loops outside
+/// candle's autograd: `(dx, dw, db)` for the upstream gradient `dy` (same
+/// shape and dtype as `x`).
+pub fn layer_norm_backward(
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    check("layer_norm_backward", x, &[("w", w)], eps)?;
+    crate::ensure_like("layer_norm_backward", "dy", dy, "x", x)?;
+    let (x, w, dy) = (
         crate::device_layout(x)?,
         crate::device_layout(w)?,
-        crate::device_layout(b)?,
+        crate::device_layout(dy)?,
     );
-    Ok(x.apply_op3(&w, &b, LayerNormOp { eps })?)
+    // `db` has the shape and dtype of `b`, which are those of `w`.
+    match CustomOp3::bwd(&LayerNormOp { eps }, &x, &w, &w, &dy, &dy)? {
+        (Some(dx), Some(dw), Some(db)) => Ok((dx, dw, db)),
+        _ => Err(Error::invalid("layer_norm_backward: no gradient")),
+    }
 }
 
 /// LayerNorm composed of plain candle ops (autograd through candle),

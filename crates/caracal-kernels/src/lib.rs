@@ -46,14 +46,14 @@ pub mod jsd;
 pub use cross_entropy::{
     cross_entropy, cross_entropy_in_place, cross_entropy_with_grad, CeOptions, CeOutput, Reduction,
 };
-pub use divergence::{kl_div, tvd, KlReduction};
+pub use divergence::{kl_div, kl_div_backward, tvd, KlReduction};
 pub use fused_linear_ce::{
     fused_linear_cross_entropy, fused_linear_cross_entropy_with_grads, FlceGrads, FlceOptions,
 };
 pub use fused_linear_jsd::{fused_linear_jsd, FljsdOptions};
 pub use glu::{geglu, geglu_backward, swiglu, swiglu_backward};
-pub use jsd::jsd;
-pub use layer_norm::layer_norm;
+pub use jsd::{jsd, jsd_with_grad};
+pub use layer_norm::{layer_norm, layer_norm_backward};
 pub use rms_norm::{rms_norm, rms_norm_backward, CastingMode};
 pub use rope::{rope, rope_backward};
 pub use softmax::causal_softmax;

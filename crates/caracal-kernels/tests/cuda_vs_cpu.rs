@@ -522,6 +522,39 @@ fn functional_backwards_match_autograd_on_gpu() -> R<()> {
         t.0,
         t.1,
     )?;
+    // LayerNorm: the same kernel as autograd's, so the gradients agree exactly.
+    let b = rnd(4, &[512], dt)?.to_device(&g)?;
+    let bv = Var::from_tensor(&b)?;
+    let y = layer_norm(xv.as_tensor(), wv.as_tensor(), bv.as_tensor(), 1e-5)?;
+    let grads = (y * &dy)?.sum_all()?.backward()?;
+    let (dx, dw, db) = caracal_kernels::layer_norm_backward(&x, &w, &dy, 1e-5)?;
+    for (name, got, v) in [("dx", &dx, &xv), ("dw", &dw, &wv), ("db", &db, &bv)] {
+        let want = grads.get(v.as_tensor()).unwrap();
+        check_close(&format!("layer_norm_backward {name}"), got, want, 0.0, 0.0)?;
+    }
+    // JSD and KL, f32.
+    let q = log_softmax(&rnd(5, &[8, 257], DType::F32)?)?.to_device(&g)?;
+    let p = log_softmax(&rnd(6, &[8, 257], DType::F32)?)?.to_device(&g)?;
+    let qv = Var::from_tensor(&q)?;
+    let grads = jsd(qv.as_tensor(), &p, 0.5, -100, None)?.backward()?;
+    let (_, dq) = caracal_kernels::jsd_with_grad(&q, &p, 0.5, -100, None)?;
+    check_close(
+        "jsd_with_grad",
+        &dq,
+        grads.get(qv.as_tensor()).unwrap(),
+        0.0,
+        0.0,
+    )?;
+    let grads = kl_div(qv.as_tensor(), &p, true, KlReduction::Batchmean)?.backward()?;
+    let one = Tensor::new(1f32, &g)?;
+    let dq = caracal_kernels::kl_div_backward(&q, &p, true, KlReduction::Batchmean, &one)?;
+    check_close(
+        "kl_div_backward",
+        &dq,
+        grads.get(qv.as_tensor()).unwrap(),
+        0.0,
+        0.0,
+    )?;
     Ok(())
 }
 

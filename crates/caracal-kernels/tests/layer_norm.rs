@@ -150,3 +150,34 @@ fn bad_inputs_are_clear_errors() {
     let e = layer_norm(&x, &w, &w, f64::NAN).unwrap_err().to_string();
     assert!(e.contains("eps"), "{e}");
 }
+
+/// The functional backward gives autograd's gradients (the same kernel),
+/// and a `dy` of the wrong shape or a `w` of the wrong length is an error.
+#[test]
+fn functional_backward_matches_autograd() {
+    use caracal_kernels::layer_norm_backward;
+    let shape = [3, 7, 96];
+    for dt in [DType::F32, DType::BF16] {
+        let x = Var::from_tensor(&randn(11, &shape, 1.0, dt).unwrap()).unwrap();
+        let w = Var::from_tensor(&randn(12, &[96], 1.0, dt).unwrap()).unwrap();
+        let b = Var::from_tensor(&randn(13, &[96], 1.0, dt).unwrap()).unwrap();
+        let dy = randn(14, &shape, 1.0, dt).unwrap();
+        let y = layer_norm(x.as_tensor(), w.as_tensor(), b.as_tensor(), EPS).unwrap();
+        let g = (y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+        let (dx, dw, db) = layer_norm_backward(x.as_tensor(), w.as_tensor(), &dy, EPS).unwrap();
+        for (name, got, v) in [("dx", &dx, &x), ("dw", &dw, &w), ("db", &db, &b)] {
+            assert_eq!(got.dims(), v.dims(), "{name}");
+            check_close(&format!("{name} {dt:?}"), got, g.get(v).unwrap(), 0.0, 0.0).unwrap();
+        }
+    }
+    let x = randn(1, &[4, 8], 1.0, DType::F32).unwrap();
+    let w = randn(2, &[8], 1.0, DType::F32).unwrap();
+    let err = layer_norm_backward(&x, &w, &randn(3, &[4, 9], 1.0, DType::F32).unwrap(), EPS)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dy is [4, 9]"), "{err}");
+    let err = layer_norm_backward(&x, &randn(2, &[7], 1.0, DType::F32).unwrap(), &x, EPS)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("w must have shape [8]"), "{err}");
+}
