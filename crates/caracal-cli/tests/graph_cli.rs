@@ -102,4 +102,101 @@ fn default_fit_finds_a_sensible_graph() {
         est.len(),
         truth.len()
     );
+    // Without --data the fit scores itself against the simulated graph: the
+    // same F1 as computed here from the edge list `graph simulate` wrote.
+    let sel = &v["recovery"]["selected"];
+    assert_eq!(sel["lambda"], v["lambda"]);
+    assert!(
+        (sel["f1"].as_f64().unwrap() - f1).abs() < 1e-12,
+        "{sel} vs F1 {f1}"
+    );
+    let auc = v["recovery"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.8 && auc <= 1.0, "ROC AUC {auc}");
+}
+
+/// `--truth` scores a fit of a CSV against the edge list `graph simulate`
+/// wrote: the path's TPR reaches 1 on easy data, TPR/FPR/F1 agree with the
+/// edges the fit reports, and a bad edge list is a one-line error.
+#[test]
+fn truth_file_gives_edge_recovery() {
+    let dir = std::env::temp_dir().join(format!("caracal_graph_truth_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = dir.join("sim.csv");
+    let args = [
+        "graph", "simulate", "--n", "300", "--p", "10", "--data", "gaussian", "--graph", "band",
+    ];
+    let o = caracal(&[&args[..], &["--out", csv.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let truth_path = dir.join("sim.graph.csv");
+    let fit = |extra: &[&str]| {
+        let base = [
+            "graph",
+            "fit",
+            "--data",
+            csv.to_str().unwrap(),
+            "--method",
+            "glasso",
+        ];
+        caracal(&[&base[..], extra].concat())
+    };
+    let o = fit(&["--truth", truth_path.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r = &v["recovery"];
+    let tpr: Vec<f64> = serde_json::from_value(r["tpr"].clone()).unwrap();
+    assert_eq!(tpr.len(), 20, "one point per λ of the default path");
+    assert_eq!(
+        *tpr.last().unwrap(),
+        1.0,
+        "a band graph on 300 Gaussian rows: {tpr:?}"
+    );
+    assert!(r["auc"].as_f64().unwrap() > 0.95, "{r}");
+    // The selected point, recomputed from the reported edges.
+    let n_true = std::fs::read_to_string(&truth_path)
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    let truth: Vec<(String, String)> = std::fs::read_to_string(&truth_path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (a, b) = l.split_once(',').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect();
+    let names: Vec<String> = serde_json::from_value(v["variables"].clone()).unwrap();
+    let est = v["edges"].as_array().unwrap();
+    let tp = est
+        .iter()
+        .filter(|e| {
+            let (a, b) = (
+                &names[e[0].as_u64().unwrap() as usize],
+                &names[e[1].as_u64().unwrap() as usize],
+            );
+            truth
+                .iter()
+                .any(|(x, y)| (x == a && y == b) || (x == b && y == a))
+        })
+        .count() as f64;
+    let sel = &r["selected"];
+    assert!(
+        (sel["tpr"].as_f64().unwrap() - tp / n_true as f64).abs() < 1e-12,
+        "{sel}"
+    );
+    assert!((sel["f1"].as_f64().unwrap() - 2.0 * tp / (est.len() + n_true) as f64).abs() < 1e-12);
+    // Text output names the figures.
+    let o = fit(&["--truth", truth_path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("ROC AUC") && text.contains("best F1"),
+        "{text}"
+    );
+    // A name that is not a column.
+    std::fs::write(dir.join("bad.graph.csv"), "i,j\nx1,x42\n").unwrap();
+    let o = fit(&["--truth", dir.join("bad.graph.csv").to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`x42` is not a column"), "{err}");
 }

@@ -237,7 +237,7 @@ pub mod special;
 
 pub use covariance::{correlation, cov2cor, covariance};
 pub use data::Dataset;
-pub use edges::{adjacency, edges, Edge};
+pub use edges::{adjacency, edge_list_csv, edges, parse_edge_list, Edge};
 /// The dense matrix type of every public signature (re-exported from faer).
 pub use faer::Mat;
 pub use fit::{

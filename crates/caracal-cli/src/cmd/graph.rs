@@ -4,8 +4,9 @@
 use crate::report::{line_chart, table, Report, Series};
 use anyhow::{Context, Result};
 use caracal_graph::{
-    adjacency, default_lambdas, edge_recovery, fit_graph, fit_lambdas, simulate, DataKind, Dataset,
-    Diagonal, FitOptions, GraphFit, GraphKind, LossChoice, Method, Rule, Selection, SimOptions,
+    adjacency, edge_list_csv, edge_recovery, fit_graph, fit_path, parse_edge_list, path_recovery,
+    simulate, DataKind, Dataset, Diagonal, FitOptions, GraphFit, GraphKind, LossChoice, Method,
+    Rule, Selection, SimOptions,
 };
 use serde_json::json;
 use std::path::PathBuf;
@@ -41,7 +42,14 @@ pub enum GraphCmd {
         /// Neighbourhood selection: combine with the OR rule instead of AND.
         #[arg(long)]
         or_rule: bool,
-        /// Print one JSON object (precision, edges, lambda, objective, iterations).
+        /// The true graph, as the edge list `caracal graph simulate` writes
+        /// (`i,j` header, one `name,name` line per edge): report edge
+        /// recovery along the λ path (TPR, FPR, F1, ROC AUC). Without
+        /// `--data` the simulated data's own graph is used.
+        #[arg(long)]
+        truth: Option<PathBuf>,
+        /// Print one JSON object (precision, edges, lambda, objective,
+        /// iterations; `recovery` when the true graph is known).
         #[arg(long)]
         json: bool,
     },
@@ -102,12 +110,30 @@ fn options(
     })
 }
 
-fn default_data() -> Result<Dataset> {
-    Ok(simulate(&SimOptions {
+/// The default data set (simulated, mixed types) and its true graph.
+fn default_data() -> Result<(Dataset, Vec<bool>)> {
+    let sim = simulate(&SimOptions {
         data: DataKind::Mixed,
         ..SimOptions::new(400, 20)
-    })?
-    .data)
+    })?;
+    Ok((sim.data, sim.truth))
+}
+
+/// Edge recovery of the fits along a path (sparse to dense) against
+/// `truth`, with the point `selected` singled out.
+fn recovery_json(fits: &[GraphFit], selected: usize, truth: &[bool]) -> Result<serde_json::Value> {
+    let path: Vec<Vec<bool>> = fits.iter().map(|f| adjacency(&f.precision)).collect();
+    let r = edge_recovery(truth, &path)?;
+    Ok(json!({
+        "auc": r.auc,
+        "best_f1": r.best_f1,
+        "best_lambda": fits[r.best_index].lambda,
+        "lambdas": fits.iter().map(|f| f.lambda).collect::<Vec<_>>(),
+        "tpr": r.tpr,
+        "fpr": r.fpr,
+        "f1": r.f1,
+        "selected": { "lambda": fits[selected].lambda, "tpr": r.tpr[selected], "fpr": r.fpr[selected], "f1": r.f1[selected] },
+    }))
 }
 
 fn fit_json(f: &GraphFit, names: &[String]) -> serde_json::Value {
@@ -139,6 +165,7 @@ pub fn run(c: GraphCmd) -> Result<()> {
             select,
             unpenalized_diagonal,
             or_rule,
+            truth,
             json,
         } => {
             let o = options(
@@ -150,13 +177,44 @@ pub fn run(c: GraphCmd) -> Result<()> {
                 unpenalized_diagonal,
                 or_rule,
             )?;
-            let d = match &data {
-                Some(p) => Dataset::read_csv(p)?,
-                None => default_data()?,
+            let (d, known) = match &data {
+                Some(p) => (Dataset::read_csv(p)?, None),
+                None => {
+                    let (d, t) = default_data()?;
+                    (d, Some(t))
+                }
             };
-            let f = fit_graph(&d, &o)?;
+            let truth = match &truth {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the true graph {}", path.display()))?;
+                    Some(
+                        parse_edge_list(&text, &d.names)
+                            .with_context(|| format!("in {}", path.display()))?,
+                    )
+                }
+                None => known,
+            };
+            // With a true graph, keep the whole path to score it.
+            let (f, recovery) = match (&truth, o.lambda) {
+                (Some(t), None) => {
+                    let pf = fit_path(&d, &o)?;
+                    let r = recovery_json(&pf.fits, pf.selected, t)?;
+                    (pf.fits[pf.selected].clone(), Some(r))
+                }
+                (Some(t), Some(_)) => {
+                    let f = fit_graph(&d, &o)?;
+                    let r = recovery_json(std::slice::from_ref(&f), 0, t)?;
+                    (f, Some(r))
+                }
+                (None, _) => (fit_graph(&d, &o)?, None),
+            };
             if json {
-                println!("{}", serde_json::to_string(&fit_json(&f, &d.names))?);
+                let mut v = fit_json(&f, &d.names);
+                if let Some(r) = recovery {
+                    v["recovery"] = r;
+                }
+                println!("{}", serde_json::to_string(&v)?);
             } else {
                 println!(
                     "{} on {} rows × {} columns: λ = {:.4}, {} edges, objective {:.6}, {} iterations",
@@ -170,6 +228,19 @@ pub fn run(c: GraphCmd) -> Result<()> {
                 );
                 for e in &f.edges {
                     println!("  {} — {}  {:+.4}", d.names[e.i], d.names[e.j], e.weight);
+                }
+                if let Some(r) = recovery {
+                    let sel = &r["selected"];
+                    println!(
+                        "against the true graph{}: selected λ has TPR {:.3}, FPR {:.3}, F1 {:.3}; along the path ROC AUC {:.3}, best F1 {:.3} at λ = {:.4}",
+                        if data.is_none() { " of the simulated data" } else { "" },
+                        sel["tpr"].as_f64().unwrap_or(f64::NAN),
+                        sel["fpr"].as_f64().unwrap_or(f64::NAN),
+                        sel["f1"].as_f64().unwrap_or(f64::NAN),
+                        r["auc"].as_f64().unwrap_or(f64::NAN),
+                        r["best_f1"].as_f64().unwrap_or(f64::NAN),
+                        r["best_lambda"].as_f64().unwrap_or(f64::NAN),
+                    );
                 }
             }
             Ok(())
@@ -193,12 +264,7 @@ pub fn run(c: GraphCmd) -> Result<()> {
             caracal_core::write_atomic(&out, sim.data.to_csv().as_bytes())
                 .with_context(|| format!("writing {}", out.display()))?;
             let gpath = out.with_extension("graph.csv");
-            let mut s = String::from("i,j\n");
-            for ((i, j), t) in caracal_graph::edges::pairs(p).zip(&sim.truth) {
-                if *t {
-                    s.push_str(&format!("{},{}\n", sim.data.names[i], sim.data.names[j]));
-                }
-            }
+            let s = edge_list_csv(&sim.data.names, &sim.truth);
             caracal_core::write_atomic(&gpath, s.as_bytes())
                 .with_context(|| format!("writing {}", gpath.display()))?;
             println!(
@@ -229,12 +295,7 @@ pub fn tour(r: &mut Report) -> Result<()> {
                 ratio: 0.05,
                 ..FitOptions::default()
             };
-            let lambdas = default_lambdas(&sim.data, &o)?;
-            let path: Vec<Vec<bool>> = fit_lambdas(&sim.data, &o, &lambdas)?
-                .iter()
-                .map(|f| adjacency(&f.precision))
-                .collect();
-            let rec = edge_recovery(&sim.truth, &path)?;
+            let rec = path_recovery(&sim.data, &sim.truth, &o)?;
             cells.push(format!("{:.3}", rec.auc));
             summary.insert(
                 format!("{label}_{}_roc_auc", method.name().replace('-', "_")),
