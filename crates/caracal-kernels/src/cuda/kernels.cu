@@ -80,46 +80,40 @@ __device__ __forceinline__ double x_inf(double) { return __longlong_as_double(0x
 // blockDim.x is a multiple of 32 and at most 1024; `sh` holds 32 values.
 // Every thread gets the result. Safe to call repeatedly with the same `sh`.
 
-template <class A>
-__device__ __forceinline__ A warp_sum(A v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+// The two reductions: `apply` combines two values, `identity` pads.
+struct SumOp {
+  template <class A> __device__ __forceinline__ static A apply(A a, A b) { return a + b; }
+  template <class A> __device__ __forceinline__ static A identity() { return A(0); }
+};
+struct MaxOp {
+  // Keeps `a` unless `b` is larger (a NaN in `b` is dropped, as before).
+  template <class A> __device__ __forceinline__ static A apply(A a, A b) { return b > a ? b : a; }
+  template <class A> __device__ __forceinline__ static A identity() { return -x_inf(A(0)); }
+};
+
+template <class Op, class A>
+__device__ __forceinline__ A warp_reduce(A v) {
+  for (int o = 16; o > 0; o >>= 1) v = Op::apply(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
 
-template <class A>
-__device__ __forceinline__ A warp_max(A v) {
-  for (int o = 16; o > 0; o >>= 1) {
-    A u = __shfl_xor_sync(0xffffffffu, v, o);
-    v = u > v ? u : v;
-  }
-  return v;
-}
-
-template <class A>
-__device__ A block_sum(A v, A* sh) {
+template <class Op, class A>
+__device__ A block_reduce(A v, A* sh) {
   const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
   const int nw = (blockDim.x + 31) >> 5;
-  v = warp_sum(v);
+  v = warp_reduce<Op>(v);
   __syncthreads();
   if (lane == 0) sh[w] = v;
   __syncthreads();
-  A r = (lane < nw) ? sh[lane] : A(0);
-  r = warp_sum(r);
-  return r;
+  A r = (lane < nw) ? sh[lane] : Op::template identity<A>();
+  return warp_reduce<Op>(r);
 }
 
 template <class A>
-__device__ A block_max(A v, A* sh) {
-  const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-  const int nw = (blockDim.x + 31) >> 5;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) sh[w] = v;
-  __syncthreads();
-  A r = (lane < nw) ? sh[lane] : -x_inf(A(0));
-  r = warp_max(r);
-  return r;
-}
+__device__ A block_sum(A v, A* sh) { return block_reduce<SumOp>(v, sh); }
+
+template <class A>
+__device__ A block_max(A v, A* sh) { return block_reduce<MaxOp>(v, sh); }
 
 // ---------------------------------------------------------------- RMSNorm
 // mode: 0 = Llama, 1 = Gemma, 2 = None (see rms_norm.rs).
