@@ -85,3 +85,55 @@ pub fn randn(seed: u64, shape: &[usize], std: f32, dt: DType) -> candle_core::Re
     let mut rng = caracal_core::Rng::new(seed);
     Tensor::from_vec(rng.normal_vec_f32(n, std), shape, &candle_core::Device::Cpu)?.to_dtype(dt)
 }
+
+/// Non-uniform class weights for `v` classes (0.5 to 2.0, period 7), on the
+/// CPU in f32.
+pub fn class_weights(v: usize) -> Tensor {
+    let w: Vec<f32> = (0..v).map(|j| 0.5 + (j % 7) as f32 * 0.25).collect();
+    Tensor::from_vec(w, v, &candle_core::Device::Cpu).expect("a vector of v values")
+}
+
+/// The cross-entropy options one at a time, as Liger's tests vary them
+/// (`ignore_index`, label smoothing, z-loss, softcap, class weights), each
+/// with the rest at its default, for `v` classes.
+pub fn ce_single_options(v: usize) -> Vec<(&'static str, crate::cross_entropy::CeOptions)> {
+    use crate::cross_entropy::CeOptions;
+    let base = CeOptions::default;
+    vec![
+        (
+            "ignore_index",
+            CeOptions {
+                ignore_index: 42,
+                ..base()
+            },
+        ),
+        (
+            "label_smoothing",
+            CeOptions {
+                label_smoothing: 0.1,
+                ..base()
+            },
+        ),
+        (
+            "z_loss",
+            CeOptions {
+                lse_square_scale: 1e-4,
+                ..base()
+            },
+        ),
+        (
+            "softcap",
+            CeOptions {
+                softcap: Some(30.0),
+                ..base()
+            },
+        ),
+        (
+            "class_weights",
+            CeOptions {
+                class_weights: Some(class_weights(v)),
+                ..base()
+            },
+        ),
+    ]
+}

@@ -6,7 +6,9 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use caracal_kernels::cross_entropy::{cross_entropy, reference, CeOptions, Reduction};
-use caracal_kernels::testing::{check_close, finite_difference, randn};
+use caracal_kernels::testing::{
+    ce_single_options, check_close, class_weights, finite_difference, randn,
+};
 
 const FP32: (f64, f64) = (1e-8, 1e-6);
 const BF16: (f64, f64) = (1e-8, 5e-2);
@@ -35,11 +37,6 @@ fn targets(seed: u64, n: usize, v: usize, ignore: i64, ignore_frac: f64) -> Tens
         })
         .collect();
     Tensor::new(t.as_slice(), &Device::Cpu).unwrap()
-}
-
-fn weights(v: usize) -> Tensor {
-    let w: Vec<f32> = (0..v).map(|j| 0.5 + (j % 7) as f32 * 0.25).collect();
-    Tensor::new(w.as_slice(), &Device::Cpu).unwrap()
 }
 
 /// Loss, z-loss and dlogits of the op vs the f64 reference. `go` is the
@@ -114,44 +111,7 @@ fn default_options_match_reference_all_dtypes() {
 #[test]
 fn each_option_alone_matches_reference() {
     let v = 4000;
-    let base = CeOptions::default;
-    let cases = [
-        (
-            "ignore_index",
-            CeOptions {
-                ignore_index: 42,
-                ..base()
-            },
-        ),
-        (
-            "label_smoothing",
-            CeOptions {
-                label_smoothing: 0.1,
-                ..base()
-            },
-        ),
-        (
-            "z_loss",
-            CeOptions {
-                lse_square_scale: 1e-4,
-                ..base()
-            },
-        ),
-        (
-            "softcap",
-            CeOptions {
-                softcap: Some(30.0),
-                ..base()
-            },
-        ),
-        (
-            "class_weights",
-            CeOptions {
-                class_weights: Some(weights(v)),
-                ..base()
-            },
-        ),
-    ];
+    let cases = ce_single_options(v);
     for (name, opts) in cases {
         for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
             let opts = CeOptions {
@@ -171,7 +131,7 @@ fn everything(v: usize, reduction: Reduction) -> CeOptions {
         label_smoothing: 0.1,
         lse_square_scale: 1e-4,
         softcap: Some(30.0),
-        class_weights: Some(weights(v)),
+        class_weights: Some(class_weights(v)),
         reduction,
     }
 }

@@ -226,7 +226,6 @@ fn glu_matches_cpu() -> R<()> {
 }
 
 fn ce_cases(v: usize) -> R<Vec<(&'static str, CeOptions)>> {
-    let w: Vec<f32> = (0..v).map(|j| 0.5 + (j % 7) as f32 * 0.25).collect();
     Ok(vec![
         ("mean", CeOptions::default()),
         (
@@ -249,7 +248,7 @@ fn ce_cases(v: usize) -> R<Vec<(&'static str, CeOptions)>> {
                 label_smoothing: 0.1,
                 lse_square_scale: 1e-4,
                 softcap: Some(30.0),
-                class_weights: Some(Tensor::from_vec(w, v, &Device::Cpu)?),
+                class_weights: Some(caracal_kernels::testing::class_weights(v)),
                 ..Default::default()
             },
         ),

@@ -8,7 +8,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use caracal_kernels::cross_entropy::{CeOptions, Reduction};
 use caracal_kernels::fused_linear_ce::{fused_linear_cross_entropy, reference, FlceOptions};
-use caracal_kernels::testing::{check_close, finite_difference, randn};
+use caracal_kernels::testing::{
+    ce_single_options, check_close, class_weights, finite_difference, randn,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -69,11 +71,6 @@ fn targets(seed: u64, n: usize, v: usize, ignore: i64, ignore_frac: f64) -> Tens
         })
         .collect();
     Tensor::new(t.as_slice(), &Device::Cpu).unwrap()
-}
-
-fn weights(v: usize) -> Tensor {
-    let w: Vec<f32> = (0..v).map(|j| 0.5 + (j % 5) as f32 * 0.3).collect();
-    Tensor::new(w.as_slice(), &Device::Cpu).unwrap()
 }
 
 struct Case {
@@ -190,7 +187,7 @@ fn everything(v: usize, reduction: Reduction) -> FlceOptions {
             label_smoothing: 0.1,
             lse_square_scale: 1e-4,
             softcap: Some(30.0),
-            class_weights: Some(weights(v)),
+            class_weights: Some(class_weights(v)),
             reduction,
         },
         accum_f32: true,
@@ -222,44 +219,7 @@ fn default_options_match_reference_liger_shapes() {
 #[test]
 fn each_option_alone_matches_reference() {
     let (bt, h, v) = (4 * 47, 31, 123);
-    let base = CeOptions::default;
-    let cases = [
-        (
-            "ignore_index",
-            CeOptions {
-                ignore_index: 42,
-                ..base()
-            },
-        ),
-        (
-            "label_smoothing",
-            CeOptions {
-                label_smoothing: 0.1,
-                ..base()
-            },
-        ),
-        (
-            "z_loss",
-            CeOptions {
-                lse_square_scale: 1e-4,
-                ..base()
-            },
-        ),
-        (
-            "softcap",
-            CeOptions {
-                softcap: Some(30.0),
-                ..base()
-            },
-        ),
-        (
-            "class_weights",
-            CeOptions {
-                class_weights: Some(weights(v)),
-                ..base()
-            },
-        ),
-    ];
+    let cases = ce_single_options(v);
     for (name, ce) in cases {
         for reduction in [Reduction::Mean, Reduction::Sum, Reduction::None] {
             eprintln!("{name} {reduction:?}");
