@@ -1,25 +1,11 @@
 //! `caracal loglin fit` end to end, on the built binary.
 
-use std::process::Command;
+mod common;
 
-fn caracal(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_caracal"))
-        .args(args)
-        .output()
-        .expect("runs");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use common::caracal;
 
 fn tmp(name: &str, text: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("caracal_loglin_cli_{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p.to_string_lossy().into_owned()
+    common::tmp("loglin_cli", name, text)
 }
 
 #[test]
