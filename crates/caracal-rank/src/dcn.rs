@@ -13,12 +13,11 @@
 use crate::batch::{action_row, make_batch, Batch, Example};
 use crate::data::action;
 use crate::mask::CandidateAttention;
-use crate::model::Scorer;
-use crate::params::{Params, Stored};
+use crate::model::{checkpoint_json, checkpoint_parts, Scorer};
+use crate::params::Params;
 use crate::vocab::Vocabs;
 use candle_core::{Device, Tensor};
 use caracal_core::{Result, Rng};
-use std::collections::BTreeMap;
 
 /// Shape of a DCNv2 model.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -111,14 +110,7 @@ impl Dcn {
 
     /// Rebuild from [`Scorer::checkpoint`] JSON.
     pub fn from_checkpoint(v: &serde_json::Value) -> Result<Self> {
-        let bad = |e: serde_json::Error| {
-            caracal_core::Error::invalid(format!("not a DCNv2 checkpoint: {e}"))
-        };
-        let cfg: DcnConfig = serde_json::from_value(v["config"].clone()).map_err(bad)?;
-        let mut vocabs: Vocabs = serde_json::from_value(v["vocabs"].clone()).map_err(bad)?;
-        vocabs.reindex();
-        let stored: BTreeMap<String, Stored> =
-            serde_json::from_value(v["params"].clone()).map_err(bad)?;
+        let (cfg, vocabs, stored) = checkpoint_parts::<DcnConfig>(v, "DCNv2")?;
         let m = Dcn::new(cfg, vocabs)?;
         m.params.load_stored(&stored)?;
         Ok(m)
@@ -229,11 +221,6 @@ impl Scorer for Dcn {
     }
 
     fn checkpoint(&self) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({
-            "model": "dcnv2",
-            "config": self.cfg,
-            "vocabs": self.vocabs,
-            "params": self.params.to_stored()?,
-        }))
+        checkpoint_json("dcnv2", &self.cfg, &self.vocabs, &self.params)
     }
 }

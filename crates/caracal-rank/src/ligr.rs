@@ -19,14 +19,13 @@
 
 use crate::batch::{make_batch, Batch, Example, ACTION_ROWS};
 use crate::mask::CandidateAttention;
-use crate::model::{sigmoid, Scorer};
-use crate::params::{Params, Stored};
+use crate::model::{checkpoint_json, checkpoint_parts, sigmoid, Scorer};
+use crate::params::Params;
 use crate::vocab::Vocabs;
 use candle_core::{Device, Tensor};
 use caracal_core::{Result, Rng};
 use caracal_kernels::{rms_norm, swiglu, CastingMode};
 use caracal_models::scaled_dot_product_attention;
-use std::collections::BTreeMap;
 
 /// Shape and behaviour of a LiGR model.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -133,14 +132,7 @@ impl Ligr {
 
     /// Rebuild from [`Scorer::checkpoint`] JSON.
     pub fn from_checkpoint(v: &serde_json::Value) -> Result<Self> {
-        let bad = |e: serde_json::Error| {
-            caracal_core::Error::invalid(format!("not a LiGR checkpoint: {e}"))
-        };
-        let cfg: LigrConfig = serde_json::from_value(v["config"].clone()).map_err(bad)?;
-        let mut vocabs: Vocabs = serde_json::from_value(v["vocabs"].clone()).map_err(bad)?;
-        vocabs.reindex();
-        let stored: BTreeMap<String, Stored> =
-            serde_json::from_value(v["params"].clone()).map_err(bad)?;
+        let (cfg, vocabs, stored) = checkpoint_parts::<LigrConfig>(v, "LiGR")?;
         let m = Ligr::new(cfg, vocabs)?;
         m.params.load_stored(&stored)?;
         Ok(m)
@@ -325,11 +317,6 @@ impl Scorer for Ligr {
     }
 
     fn checkpoint(&self) -> Result<serde_json::Value> {
-        Ok(serde_json::json!({
-            "model": "ligr",
-            "config": self.cfg,
-            "vocabs": self.vocabs,
-            "params": self.params.to_stored()?,
-        }))
+        checkpoint_json("ligr", &self.cfg, &self.vocabs, &self.params)
     }
 }

@@ -1,9 +1,11 @@
 //! What trainers, evaluators and servers need from a ranking model.
 
 use crate::batch::{Batch, Example};
-use crate::params::Params;
+use crate::params::{Params, Stored};
+use crate::vocab::Vocabs;
 use candle_core::Tensor;
 use caracal_core::Result;
+use std::collections::BTreeMap;
 
 /// A model that scores the candidates of tokenized sessions.
 pub trait Scorer {
@@ -28,4 +30,37 @@ pub trait Scorer {
 /// everywhere (candle has no sigmoid op).
 pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
     Ok(((x * 0.5)?.tanh()? + 1.0)?.affine(0.5, 0.0)?)
+}
+
+/// A checkpoint's JSON: the model's tag, its configuration, vocabularies
+/// and weights (what [`Scorer::checkpoint`] returns).
+pub fn checkpoint_json<C: serde::Serialize>(
+    model: &str,
+    cfg: &C,
+    vocabs: &Vocabs,
+    params: &Params,
+) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "model": model,
+        "config": cfg,
+        "vocabs": vocabs,
+        "params": params.to_stored()?,
+    }))
+}
+
+/// The parts of a checkpoint written by [`checkpoint_json`]: the
+/// configuration, the re-indexed vocabularies and the stored weights, or a
+/// one-sentence error naming `what` (e.g. "LiGR") when `v` is not one.
+pub fn checkpoint_parts<C: serde::de::DeserializeOwned>(
+    v: &serde_json::Value,
+    what: &str,
+) -> Result<(C, Vocabs, BTreeMap<String, Stored>)> {
+    let bad = |e: serde_json::Error| {
+        caracal_core::Error::invalid(format!("not a {what} checkpoint: {e}"))
+    };
+    let cfg: C = serde_json::from_value(v["config"].clone()).map_err(bad)?;
+    let mut vocabs: Vocabs = serde_json::from_value(v["vocabs"].clone()).map_err(bad)?;
+    vocabs.reindex();
+    let stored = serde_json::from_value(v["params"].clone()).map_err(bad)?;
+    Ok((cfg, vocabs, stored))
 }

@@ -199,6 +199,19 @@ fn training_improves_validation_auc_and_writes_checkpoint_and_log() {
     let rd = evaluate(&te, &predict(&d, &te, 64).unwrap(), 5).unwrap();
     assert!(rd.mean_auc() > 0.5, "DCNv2 AUC {}", rd.mean_auc());
     assert_eq!(d.name(), "DCNv2");
+    // Its checkpoint reloads to the same predictions; a LiGR checkpoint is
+    // not a DCNv2 one.
+    let back = Dcn::from_checkpoint(&d.checkpoint().unwrap()).unwrap();
+    let (p1, p2) = (
+        predict(&d, &te, 64).unwrap(),
+        predict(&back, &te, 64).unwrap(),
+    );
+    assert!(max_diff(&p1[0], &p2[0]) < 1e-6);
+    let err = Dcn::from_checkpoint(&ck)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("not a DCNv2 checkpoint"), "{err}");
 }
 
 #[test]
