@@ -294,22 +294,38 @@ pub fn fit_lambdas(d: &Dataset, o: &FitOptions, lambdas: &[f64]) -> Result<Vec<G
 /// Fit a path (the default grid) and select `λ` by `o.selection`.
 pub fn fit_path(d: &Dataset, o: &FitOptions) -> Result<PathFit> {
     let lambdas = default_lambdas(d, o)?;
+    let selection = o.selection.resolve(o.method);
+    let stars_opts = StarsOptions::default();
+    // Progress in whole paths: the full data, then each StARS subsample
+    // (drawn only on a terminal).
+    let paths = 1 + if selection == Selection::Ebic {
+        0
+    } else {
+        stars_opts.subsamples
+    };
+    let pb = caracal_core::progress::bar(paths as u64, &format!("graph fit ({})", o.method.name()));
+    pb.set_message("λ path");
     let fits = fit_lambdas(d, o, &lambdas)?;
-    let (selected, instability) = match o.selection.resolve(o.method) {
+    pb.inc(1);
+    let (selected, instability) = match selection {
         Selection::Ebic => (
             argmin(&fits.iter().map(|f| f.ebic).collect::<Vec<_>>()),
             None,
         ),
         Selection::Stars | Selection::Auto => {
-            let st = stars(d, &StarsOptions::default(), |sub| {
-                Ok(fit_lambdas(sub, o, &lambdas)?
+            pb.set_message("StARS subsamples");
+            let st = stars(d, &stars_opts, |sub| {
+                let path = fit_lambdas(sub, o, &lambdas)?
                     .iter()
                     .map(|f| adjacency(&f.precision))
-                    .collect())
+                    .collect();
+                pb.inc(1);
+                Ok(path)
             })?;
             (st.index, Some(st.instability))
         }
     };
+    pb.finish_and_clear();
     Ok(PathFit {
         lambdas,
         fits,
