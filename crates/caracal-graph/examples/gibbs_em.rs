@@ -18,24 +18,26 @@ use caracal_graph::{
     Method, SimOptions,
 };
 
-/// `erfc(x)` (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.26551223
-            + t * (1.00002368
-                + t * (0.37409196
-                    + t * (0.09678418
-                        + t * (-0.18628806
-                            + t * (0.27886807
-                                + t * (-1.13520398
-                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-            .exp();
-    if x >= 0.0 {
-        r
+/// The inverse Mills ratio `φ(a)/(1 − Φ(a))`. For `a < 2.5`, `1 − Φ(a)`
+/// from the series `Φ(a) = ½ + φ(a) Σ_k a^(2k+1)/(2k+1)!!`; beyond, from
+/// Laplace's continued fraction `(1 − Φ(a))/φ(a) = 1/(a + 1/(a + 2/(a + …)))`,
+/// evaluated from the tail.
+fn inverse_mills(a: f64) -> f64 {
+    let phi = (-0.5 * a * a).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    if a < 2.5 {
+        let (mut term, mut sum, mut k) = (a, a, 0.0);
+        while term.abs() > 1e-17 * sum.abs().max(1e-300) && k < 500.0 {
+            k += 1.0;
+            term *= a * a / (2.0 * k + 1.0);
+            sum += term;
+        }
+        phi / (0.5 - phi * sum)
     } else {
-        2.0 - r
+        let mut r = a;
+        for k in (1..=60).rev() {
+            r = a + k as f64 / r;
+        }
+        r
     }
 }
 
@@ -44,13 +46,7 @@ fn truncated_moments(m: f64, s: f64, c: f64, upper: bool) -> (f64, f64) {
     // Reflect the lower case onto the upper one.
     let (m0, c0, sign) = if upper { (m, c, 1.0) } else { (-m, -c, -1.0) };
     let a = (c0 - m0) / s;
-    let q = 0.5 * erfc(a / std::f64::consts::SQRT_2);
-    let phi = (-0.5 * a * a).exp() / (2.0 * std::f64::consts::PI).sqrt();
-    let lam = if q > 1e-300 {
-        phi / q
-    } else {
-        a.max(0.0) + 1.0 / a.max(1.0)
-    };
+    let lam = inverse_mills(a);
     let mean = m0 + s * lam;
     let var = s * s * (1.0 + a * lam - lam * lam).max(0.0);
     (sign * mean, var + mean * mean)

@@ -159,27 +159,27 @@
 //!     `E[u_j | u_−j] u_k` and not `u_j u_k`;
 //!   - the M-step is glasso on the correlation of `E[u uᵀ]`.
 //!
-//!   Mean AUC over seeds 1–3 (glasso: 0.978 / 0.987 / 0.968):
+//!   Mean AUC over seeds 1–3 (glasso: 0.9777 / 0.9872 / 0.9679):
 //!
 //!   | E-step | random | hub | scale-free |
 //!   |---|---|---|---|
-//!   | `SWEEPS=3 ITERS=5` | 0.956 | 0.993 | 0.956 |
-//!   | `SWEEPS=40 ITERS=10` | 0.972 | 0.997 | 0.973 |
-//!   | `RB=1 SWEEPS=3 ITERS=5` | 0.971 | 0.996 | 0.969 |
-//!   | `RB=1 SWEEPS=10 ITERS=10` | 0.975 | 0.997 | 0.975 |
-//!   | `RB=1 SWEEPS=30 ITERS=10` | 0.975 | 0.998 | 0.975 |
+//!   | `SWEEPS=3 ITERS=5` | 0.9557 | 0.9928 | 0.9557 |
+//!   | `SWEEPS=40 ITERS=10` | 0.9719 | 0.9972 | 0.9727 |
+//!   | `RB=1 SWEEPS=3 ITERS=5` | 0.9713 | 0.9968 | 0.9709 |
+//!   | `RB=1 SWEEPS=10 ITERS=10` | 0.9742 | 0.9975 | 0.9753 |
+//!   | `RB=1 SWEEPS=30 ITERS=10` | 0.9756 | 0.9975 | 0.9757 |
 //!
 //!   Converged, it beats glasso on scale-free and hub graphs (3/3 seeds
-//!   each) and still trails on random graphs (0/3; by 0.002, 0.006 and
-//!   0.001). The last row took about 60 s per path (with another build
-//!   sharing the two cores), against under one second for IGGL. On random
-//!   graphs the E-step's penalized `Ω` feeds the current graph back into
-//!   `E[u uᵀ]`, as the posterior mode does in IGGL; the pairwise
-//!   tetrachoric estimate has no such feedback.
+//!   each) and still trails on random graphs (it wins on 1 seed of 3, and
+//!   its mean is 0.002 lower). The last row took about 60 s per path (with
+//!   another build sharing the two cores), against under one second for
+//!   IGGL. On random graphs the E-step's penalized `Ω` feeds the current
+//!   graph back into `E[u uᵀ]`, as the posterior mode does in IGGL; the
+//!   pairwise tetrachoric estimate has no such feedback.
 //!
 //!   Running the E-step at the unpenalized fit, then a glasso path on its
 //!   latent correlation (`PLUGIN=1 RB=1 SEEDS=10 SWEEPS=10 ITERS=20`), is
-//!   worse over ten seeds: 0.9709 / 0.9505 / 0.9565 (random / hub /
+//!   worse over ten seeds: 0.9711 / 0.9504 / 0.9561 (random / hub /
 //!   scale-free) against glasso's 0.9741 / 0.9819 / 0.9612, probably
 //!   because the unpenalized `Ω` makes the E-step noisy.
 //!
