@@ -10,6 +10,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_caracal"))
 }
 
+/// Run `cmd`, which must succeed (its stderr is the failure message).
+fn succeed(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("caracal-lm-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -96,37 +107,23 @@ fn killed_and_resumed_training_matches_an_uninterrupted_run() {
     }
 
     let ck = dir.join("checkpoint.safetensors");
-    let out = bin()
-        .args(["lm", "eval", "--json", "--model"])
-        .arg(&ck)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeed(bin().args(["lm", "eval", "--json", "--model"]).arg(&ck));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["perplexity"].as_f64().unwrap() < 40.0, "{v}");
-    let out = bin()
-        .args([
-            "lm",
-            "generate",
-            "--max-new-tokens",
-            "20",
-            "--temperature",
-            "0.8",
-            "--top-p",
-            "0.9",
-            "--model",
-        ])
-        .arg(&ck)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        bin()
+            .args([
+                "lm",
+                "generate",
+                "--max-new-tokens",
+                "20",
+                "--temperature",
+                "0.8",
+                "--top-p",
+                "0.9",
+                "--model",
+            ])
+            .arg(&ck),
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("The "));
     std::fs::remove_dir_all(full).unwrap();
@@ -232,14 +229,5 @@ fn resume_reuses_the_runs_data_and_refuses_other_data() {
 
 /// `caracal lm train --resume --out DIR`, which must succeed.
 fn resume(dir: &std::path::Path) {
-    let out = bin()
-        .args(["lm", "train", "--resume", "--out"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeed(bin().args(["lm", "train", "--resume", "--out"]).arg(dir));
 }

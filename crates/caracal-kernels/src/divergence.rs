@@ -211,15 +211,7 @@ impl CustomOp2 for KlOp {
 /// Check that two divergence arguments fit together.
 fn check_pair(op: &str, a_name: &str, a: &Tensor, b_name: &str, b: &Tensor) -> Result<()> {
     check_float(op, a_name, a.dtype())?;
-    if a.dims() != b.dims() || a.dtype() != b.dtype() {
-        return Err(Error::invalid(format!(
-            "{op}: {a_name} is {:?} {:?} but {b_name} is {:?} {:?}; both must have the same shape and dtype",
-            a.dims(),
-            a.dtype(),
-            b.dims(),
-            b.dtype()
-        )));
-    }
+    crate::ensure_like(op, a_name, a, b_name, b)?;
     crate::ensure_cpu(op, a)?;
     crate::ensure_cpu(op, b)
 }

@@ -284,15 +284,7 @@ fn jsd_op(
     const OP: &str = "jsd";
     check_float(OP, "log_q", log_q.dtype())?;
     let (rows, _) = dims2(OP, "log_q", log_q)?;
-    if log_q.dims() != log_p.dims() || log_q.dtype() != log_p.dtype() {
-        return Err(Error::invalid(format!(
-            "{OP}: log_q is {:?} {:?} but log_p is {:?} {:?}; student and teacher must have the same shape and dtype",
-            log_q.dims(),
-            log_q.dtype(),
-            log_p.dims(),
-            log_p.dtype()
-        )));
-    }
+    crate::ensure_like(OP, "log_q", log_q, "log_p", log_p)?;
     check_beta(OP, beta)?;
     crate::ensure_cpu(OP, log_q)?;
     crate::ensure_cpu(OP, log_p)?;
