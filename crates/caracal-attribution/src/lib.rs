@@ -3,7 +3,7 @@
 //!
 //! - [`data`]: journeys, aggregated paths, channel aggregates, macro factors, credit.
 //! - [`read`]: CSV readers with clear handling of bad input (Parquet: not yet).
-//! - [`simulate`]: a simulator with confounded targeting and known true credit.
+//! - [`simulate`](mod@simulate): a simulator with confounded targeting and known true credit.
 //! - [`heuristics`]: first / last touch, linear, time-decay, U-shaped.
 //! - [`shapley`]: simplified and ordered Shapley (Zhao et al. 2018).
 //! - [`markov`]: removal effect of order-k chains in closed form.

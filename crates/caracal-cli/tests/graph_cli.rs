@@ -200,3 +200,67 @@ fn truth_file_gives_edge_recovery() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("`x42` is not a column"), "{err}");
 }
+
+/// `caracal graph latent` reproduces the oracle values of
+/// `tests/latent_oracle.rs` (caracal-graph) from a CSV, writes the matrix
+/// atomically with `--out`, and `graph fit --method latent-glasso` runs on it.
+#[test]
+fn latent_correlation_from_the_command_line() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../caracal-graph/tests/data/latent_mixed.csv"
+    );
+    let o = caracal(&["graph", "latent", "--data", data, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["kinds"][1], "binary");
+    assert_eq!(v["projected"], false);
+    // High-precision oracle (Owen's T + brentq) for the (v1, v2) pair.
+    let r12 = v["pointwise"][0][1].as_f64().unwrap();
+    assert!((r12 - 0.3701328436392484).abs() < 1e-10, "{r12}");
+    let c12 = v["correlation"][0][1].as_f64().unwrap();
+    assert!((c12 - 0.999 * 0.3701328436392484).abs() < 1e-10, "{c12}");
+
+    let dir = std::env::temp_dir().join(format!("caracal_graph_latent_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("r.csv");
+    let o = caracal(&[
+        "graph",
+        "latent",
+        "--data",
+        data,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "variable,v1,v2,v3,v4,v5,v6");
+    assert_eq!(rows.len(), 7);
+    let first: Vec<f64> = rows[1]
+        .split(',')
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(first[0], 1.0);
+    assert!((first[1] - c12).abs() < 1e-15);
+
+    let o = caracal(&[
+        "graph",
+        "fit",
+        "--data",
+        data,
+        "--method",
+        "latent-glasso",
+        "--path",
+        "5",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["method"], "latent-glasso");
+
+    let o = caracal(&["graph", "latent", "--data", data, "--nu", "1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("must lie in [0, 1)"));
+}

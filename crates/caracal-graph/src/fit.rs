@@ -6,6 +6,7 @@ use crate::data::Dataset;
 use crate::edges::{adjacency, edges, Edge};
 use crate::glasso::{log_det, Diagonal, GlassoOptions};
 use crate::iggl::{latent_cov, IgglOptions, LossChoice};
+use crate::latent::latent_correlation;
 use crate::loss::Loss;
 use crate::neighbourhood::Rule;
 use crate::npn::{npn_correlation, Npn};
@@ -28,6 +29,9 @@ pub enum Method {
     Mb,
     /// Graphical lasso on the nonparanormal correlation.
     NpnGlasso,
+    /// Graphical lasso on the rank-based latent correlation of mixed binary
+    /// and continuous data ([`crate::latent`], Fan et al. 2017).
+    LatentGlasso,
 }
 
 impl std::str::FromStr for Method {
@@ -38,7 +42,10 @@ impl std::str::FromStr for Method {
             "glasso" => Ok(Method::Glasso),
             "mb" => Ok(Method::Mb),
             "npn-glasso" => Ok(Method::NpnGlasso),
-            _ => bail!("unknown method `{s}`; expected iggl, glasso, mb or npn-glasso"),
+            "latent-glasso" => Ok(Method::LatentGlasso),
+            _ => bail!(
+                "unknown method `{s}`; expected iggl, glasso, mb, npn-glasso or latent-glasso"
+            ),
         }
     }
 }
@@ -51,6 +58,7 @@ impl Method {
             Method::Glasso => "glasso",
             Method::Mb => "mb",
             Method::NpnGlasso => "npn-glasso",
+            Method::LatentGlasso => "latent-glasso",
         }
     }
 }
@@ -162,12 +170,16 @@ pub struct PathFit {
     pub instability: Option<Vec<f64>>,
 }
 
+/// Shrinkage of the latent correlation towards `I` (`latentcor`'s default).
+pub const LATENT_NU: f64 = 0.001;
+
 /// The input matrix of the covariance-based methods.
 fn input_matrix(d: &Dataset, o: &FitOptions) -> Result<Mat<f64>> {
     Ok(match o.method {
         Method::Glasso => covariance(d),
         Method::Mb => correlation(d),
         Method::NpnGlasso => npn_correlation(d, o.npn)?,
+        Method::LatentGlasso => latent_correlation(d, LATENT_NU)?.correlation,
         Method::Iggl => Mat::zeros(0, 0),
     })
 }
@@ -211,7 +223,7 @@ pub fn fit_lambdas(d: &Dataset, o: &FitOptions, lambdas: &[f64]) -> Result<Vec<G
         }
     };
     match o.method {
-        Method::Glasso | Method::NpnGlasso => {
+        Method::Glasso | Method::NpnGlasso | Method::LatentGlasso => {
             let s = input_matrix(d, o)?;
             let t = GlassoOptions::new(lambdas[0])
                 .diagonal(o.diagonal)
@@ -347,7 +359,7 @@ pub fn fit_graph(d: &Dataset, o: &FitOptions) -> Result<GraphFit> {
 
 /// Edge recovery of `o.method` along its default `λ` grid on `d`, against the
 /// true pattern `truth` ([`crate::edges::pairs`] order): the ROC of a
-/// method on simulated data ([`crate::simulate`]), as `huge.roc` draws it.
+/// method on simulated data ([`crate::simulate`](mod@crate::simulate)), as `huge.roc` draws it.
 pub fn path_recovery(d: &Dataset, truth: &[bool], o: &FitOptions) -> Result<Recovery> {
     let lambdas = default_lambdas(d, o)?;
     let path: Vec<Vec<bool>> = fit_lambdas(d, o, &lambdas)?

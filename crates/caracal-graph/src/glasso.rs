@@ -37,7 +37,7 @@ pub enum Diagonal {
     Penalized,
     /// Not at all, as R `penalize.diagonal = FALSE` and scikit-learn.
     Unpenalized,
-    /// By a weight of its own (used to fix the scale in [`crate::iggl`]).
+    /// By a weight of its own (used to fix the scale in [`crate::iggl`](mod@crate::iggl)).
     Weight(f64),
 }
 

@@ -28,7 +28,7 @@
 //!    local curvature and the step is backtracked until `F` decreases.
 //! 2. **Ω-step**: `Ω = argmin tr(S_Z Ω) − ln det Ω + λ‖Ω‖₁,off + ν Σ Ω_jj`
 //!    with `S_Z = ZᵀZ/n`: the graphical lasso with diagonal weight `ν`
-//!    ([`crate::glasso`], warm started).
+//!    ([`crate::glasso`](mod@crate::glasso), warm started).
 //!
 //! Each step does not increase `F`; `F` is bounded below, so it converges.
 //! We stop when the relative decrease of `F` falls below `tol`.

@@ -38,7 +38,7 @@
 //!    `z_i = (D_L + Ω)⁻¹ D_L (w_i − α)` — one Cholesky for all rows. Poisson
 //!    has no global bound: there `L_j` is the mean local curvature and the
 //!    step is halved until `F` decreases.
-//! 2. Ω-step: the graphical lasso ([`glasso`]) on `S_Z = ZᵀZ/n` with
+//! 2. Ω-step: the graphical lasso ([`glasso`](mod@glasso)) on `S_Z = ZᵀZ/n` with
 //!    diagonal weight `ν`, warm-started.
 //!
 //! **Why it converges.** Step 1 does not increase `F`: the surrogate lies
@@ -211,11 +211,21 @@
 //! rate (the rate `s log p / n` is the paper's claim, untested here).
 //!
 //! # Baselines and tools
-//! [`glasso`] (Friedman et al. 2008, both diagonal conventions, warm
-//! starts, screening), [`neighbourhood`] (Meinshausen–Bühlmann, AND/OR),
-//! [`npn`] (nonparanormal, as `huge.npn`), [`path`] (λ paths), [`select`]
-//! (eBIC, StARS), [`recovery`] (TPR/FPR, AUC, F1), [`simulate`] (graphs as
-//! `huge.generator`, Gaussian/binary/count/t data).
+//! [`glasso`](mod@glasso) (Friedman et al. 2008, both diagonal conventions, warm
+//! starts, screening), [`neighbourhood`](mod@neighbourhood) (Meinshausen–Bühlmann, AND/OR),
+//! [`npn`] (nonparanormal, as `huge.npn`), [`latent`] (the rank-based
+//! latent correlation of mixed binary and continuous data, Fan et al. 2017,
+//! as `latentcor`; with [`kendall`] tau-a and the [`nearest`] correlation
+//! matrix), [`path`] (λ paths), [`select`] (eBIC, StARS), [`recovery`]
+//! (TPR/FPR, AUC, F1), [`simulate`](mod@simulate) (graphs as `huge.generator`,
+//! Gaussian/binary/count/t data).
+//!
+//! `latent-glasso` is the latent-Gaussian answer to binary data that IGGL's
+//! marginal losses are not: over ten seeds of the binary data it beats raw
+//! glasso on average on every graph (mean AUC 0.979 / 0.964 / 0.990 on
+//! random / scale-free / hub, against 0.974 / 0.961 / 0.982; on 8, 9 and 8
+//! of the 10 seeds), but not on the three seeds of `tests/recovery.rs`
+//! (`cargo run --release -p caracal-graph --example binary_baselines`).
 //!
 //! # Example
 //! ```
@@ -234,8 +244,11 @@ pub mod edges;
 pub mod fit;
 pub mod glasso;
 pub mod iggl;
+pub mod kendall;
 pub mod lasso;
+pub mod latent;
 pub mod loss;
+pub mod nearest;
 pub mod neighbourhood;
 pub mod npn;
 pub mod path;
@@ -255,7 +268,10 @@ pub use fit::{
 };
 pub use glasso::{glasso, glasso_warm, Diagonal, GlassoFit, GlassoOptions};
 pub use iggl::{iggl, IgglFit, IgglOptions, LossChoice};
+pub use kendall::{kendall_matrix, kendall_tau_a};
+pub use latent::{latent_correlation, ColumnKind, LatentCorrelation};
 pub use loss::Loss;
+pub use nearest::nearest_correlation;
 pub use neighbourhood::{mb_lambda, neighbourhood, NeighbourhoodFit, Rule};
 pub use npn::{npn_correlation, npn_transform, Npn};
 pub use path::{glasso_path, iggl_path, lambda_grid, lambda_max};

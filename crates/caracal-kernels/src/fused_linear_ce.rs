@@ -7,7 +7,7 @@
 //! elements) with a CPU floor of 256 rows. Per chunk `c`:
 //!
 //! - `z_c = x_c·Wᵀ (+ b)`;
-//! - the CE row kernel ([`crate::cross_entropy`]) turns `z_c` into the
+//! - the CE row kernel ([`crate::cross_entropy`](mod@crate::cross_entropy)) turns `z_c` into the
 //!   per-row losses and `dz_c = ∂loss/∂z_c` in place;
 //! - `dx_c = dz_c·W`, `dW += dz_cᵀ·x_c`, `db += Σ_rows dz_c`.
 //!

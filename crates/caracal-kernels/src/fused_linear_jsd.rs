@@ -1,4 +1,4 @@
-//! Fused linear JSD: the generalized JSD of [`crate::jsd`] between a
+//! Fused linear JSD: the generalized JSD of [`crate::jsd`](mod@crate::jsd) between a
 //! student's and a teacher's LM-head outputs, without ever holding the
 //! `[BT, V]` logits.
 //!
@@ -10,7 +10,7 @@
 //! 1. `z_s = x_s,c·W_sᵀ`, `z_t = x_t,c·W_tᵀ` (candle matmul in the input
 //!    dtype; `W` is never copied per chunk), then in f32:
 //!    `X = log_softmax(z_s/T)`, `Y = log_softmax(z_t/T)`;
-//! 2. the JSD row kernel ([`crate::jsd`]) gives the loss and
+//! 2. the JSD row kernel ([`crate::jsd`](mod@crate::jsd)) gives the loss and
 //!    `g = ∂loss/∂X` (already divided by `N`, the non-ignored rows);
 //! 3. through the log-softmax and the temperature:
 //!    `dz = (g − softmax(z_s/T)·Σ_j g_j) / T`;

@@ -6,7 +6,7 @@
 //! intercept); offsets `o = log(start)` may be `−∞` (structural zeros). Two
 //! front ends build a [`Problem`]: a [`ContingencyTable`] with a hierarchical
 //! model (`[AG][AD][GD]` or `A*G + A*D + G*D`, treatment coded), or any real
-//! design matrix with counts. [`fit`] runs one [`Algorithm`]: classic IPF,
+//! design matrix with counts. [`fit()`] runs one [`Algorithm`]: classic IPF,
 //! exact IPS coordinate descent, the MM step for signed features, block-wise,
 //! randomized, momentum with restart, or a Newton baseline. [`penalized`] adds
 //! L1 / group-L1 paths with a KKT check, [`stats`] deviance, df, AIC/BIC,

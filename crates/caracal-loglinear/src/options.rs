@@ -87,7 +87,7 @@ impl Convergence {
     }
 }
 
-/// Options of [`crate::fit`].
+/// Options of [`crate::fit()`].
 #[derive(Clone, Debug)]
 pub struct FitOptions {
     /// The algorithm.

@@ -39,7 +39,7 @@ pub enum AttributionCmd {
     /// Fit an attribution method to journeys (or to a simulated data set
     /// when no --journeys is given, then also report the credit error).
     Fit {
-        /// Touches, CSV or Parquet (`.parquet`): member, ts (days or YYYY-MM-DD[THH:MM:SS]), channel,
+        /// Touches, CSV or Parquet (`.parquet`): member, ts (days or `YYYY-MM-DD[THH:MM:SS]`), channel,
         /// optional campaign, other numeric columns as member features.
         /// (Parquet is not supported yet.)
         #[arg(long, requires = "conversions")]

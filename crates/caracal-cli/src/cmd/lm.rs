@@ -37,7 +37,7 @@ pub struct TrainArgs {
     /// Output folder: checkpoint.safetensors, metrics.jsonl and, at the end, a Hugging Face folder `hf/`.
     #[arg(long, default_value = "runs/lm")]
     pub out: PathBuf,
-    /// Continue from <out>/checkpoint.safetensors with the options and the --data stored with it.
+    /// Continue from `<out>/checkpoint.safetensors` with the options and the --data stored with it.
     #[arg(long)]
     pub resume: bool,
     /// Model shape from a Hugging Face config.json (default: a small model sized by --hidden/--layers).
