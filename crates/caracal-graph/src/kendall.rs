@@ -4,7 +4,8 @@
 //! Knight's `O(n log n)` algorithm (Knight 1966, JASA 61): sort by `(x, y)`,
 //! count the pairs tied in `x`, in `y` and in both, and count the discordant
 //! pairs as the inversions of `y` in that order, with a merge sort. For two
-//! binary columns the 2×2 table gives `C − D = n₀₀n₁₁ − n₀₁n₁₀` directly.
+//! binary columns the 2×2 table gives `C − D = n₀₀n₁₁ − n₀₁n₁₀` directly, and
+//! a binary column against any other needs one pass over the other's order.
 
 use rayon::prelude::*;
 
@@ -25,11 +26,23 @@ fn tied_pairs<T: PartialEq>(sorted: &[T]) -> u64 {
 }
 
 /// Sort `v` ascending and return its number of inversions (pairs `i < j`
-/// with `v[i] > v[j]`); `buf` is scratch of the same length.
+/// with `v[i] > v[j]`); `buf` is scratch of the same length. Runs of up to
+/// 24 are sorted by insertion (each shift is one inversion).
 fn merge_count(v: &mut [u32], buf: &mut [u32]) -> u64 {
     let n = v.len();
-    if n < 2 {
-        return 0;
+    if n <= 24 {
+        let mut inv = 0u64;
+        for i in 1..n {
+            let x = v[i];
+            let mut j = i;
+            while j > 0 && v[j - 1] > x {
+                v[j] = v[j - 1];
+                j -= 1;
+            }
+            v[j] = x;
+            inv += (i - j) as u64;
+        }
+        return inv;
     }
     let mid = n / 2;
     let mut inv = {
@@ -71,11 +84,13 @@ fn dense_ranks(x: &[f64]) -> (Vec<u32>, u32) {
     (r, level + 1)
 }
 
-/// One column prepared for many pairs: its dense ranks and its order.
+/// One column prepared for many pairs: its dense ranks, its order, and the
+/// pairs tied within it.
 struct Prepared {
     rank: Vec<u32>,
     levels: u32,
     order: Vec<usize>,
+    tied: u64,
 }
 
 impl Prepared {
@@ -83,12 +98,55 @@ impl Prepared {
         let (rank, levels) = dense_ranks(x);
         let mut order: Vec<usize> = (0..x.len()).collect();
         order.sort_by_key(|&i| rank[i]);
+        let sorted: Vec<u32> = order.iter().map(|&i| rank[i]).collect();
         Prepared {
+            tied: tied_pairs(&sorted),
             rank,
             levels,
             order,
         }
     }
+}
+
+/// `C − D` of a two-level column `a` against any column `b`, in one pass
+/// over `b`'s order: each element on `a`'s upper level gains the lower-level
+/// elements below it in `b` and loses those above it.
+fn concordance_binary(a: &Prepared, b: &Prepared) -> i64 {
+    let total0 = a.rank.iter().filter(|&&r| r == 0).count() as i64;
+    let (mut below0, mut sum) = (0i64, 0i64);
+    let mut g = 0;
+    while g < b.order.len() {
+        let level = b.rank[b.order[g]];
+        let mut end = g;
+        let (mut eq0, mut eq1) = (0i64, 0i64);
+        while end < b.order.len() && b.rank[b.order[end]] == level {
+            if a.rank[b.order[end]] == 0 {
+                eq0 += 1;
+            } else {
+                eq1 += 1;
+            }
+            end += 1;
+        }
+        let above0 = total0 - below0 - eq0;
+        sum += eq1 * (below0 - above0);
+        below0 += eq0;
+        g = end;
+    }
+    sum
+}
+
+/// Per-thread buffers of [`concordance`].
+struct Scratch {
+    ys: Vec<u32>,
+    buf: Vec<u32>,
+    by_ab: Vec<usize>,
+    start: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = const {
+        std::cell::RefCell::new(Scratch { ys: Vec::new(), buf: Vec::new(), by_ab: Vec::new(), start: Vec::new() })
+    };
 }
 
 /// `C − D` of a pair of prepared columns.
@@ -101,29 +159,62 @@ fn concordance(a: &Prepared, b: &Prepared) -> i64 {
         }
         return t[0][0] * t[1][1] - t[0][1] * t[1][0];
     }
-    // Sorted by (a, b): a stable counting sort by a of b's order.
-    let mut start = vec![0usize; a.levels as usize + 1];
-    for &r in &a.rank {
-        start[r as usize + 1] += 1;
+    if a.levels == 2 {
+        return concordance_binary(a, b);
     }
-    for l in 0..a.levels as usize {
-        start[l + 1] += start[l];
+    if b.levels == 2 {
+        return concordance_binary(b, a);
     }
-    let mut by_ab = vec![0usize; n];
-    for &i in &b.order {
-        let slot = &mut start[a.rank[i] as usize];
-        by_ab[*slot] = i;
-        *slot += 1;
-    }
-    let pairs: Vec<(u32, u32)> = by_ab.iter().map(|&i| (a.rank[i], b.rank[i])).collect();
-    let tied_a = tied_pairs(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
-    let tied_ab = tied_pairs(&pairs);
-    let mut ys: Vec<u32> = pairs.iter().map(|p| p.1).collect();
-    let mut buf = vec![0u32; n];
-    let discordant = merge_count(&mut ys, &mut buf);
-    let tied_b = tied_pairs(&ys);
-    let n0 = (n as u64) * (n as u64 - 1) / 2;
-    n0 as i64 - tied_a as i64 - tied_b as i64 + tied_ab as i64 - 2 * discordant as i64
+    SCRATCH.with(|cell| {
+        let Scratch {
+            ys,
+            buf,
+            by_ab,
+            start,
+        } = &mut *cell.borrow_mut();
+        ys.clear();
+        let mut tied_ab = 0u64;
+        if a.tied == 0 {
+            ys.extend(a.order.iter().map(|&i| b.rank[i]));
+        } else {
+            // Sorted by (a, b): a stable counting sort by a of b's order.
+            start.clear();
+            start.resize(a.levels as usize + 1, 0);
+            for &r in &a.rank {
+                start[r as usize + 1] += 1;
+            }
+            for l in 0..a.levels as usize {
+                start[l + 1] += start[l];
+            }
+            by_ab.clear();
+            by_ab.resize(n, 0);
+            for &i in &b.order {
+                let slot = &mut start[a.rank[i] as usize];
+                by_ab[*slot] = i;
+                *slot += 1;
+            }
+            if b.tied > 0 {
+                // Runs of equal (a, b) are contiguous in this order.
+                let mut run = 1u64;
+                for w in 1..n {
+                    let (i, j) = (by_ab[w - 1], by_ab[w]);
+                    if a.rank[i] == a.rank[j] && b.rank[i] == b.rank[j] {
+                        run += 1;
+                    } else {
+                        tied_ab += run * (run - 1) / 2;
+                        run = 1;
+                    }
+                }
+                tied_ab += run * (run - 1) / 2;
+            }
+            ys.extend(by_ab.iter().map(|&i| b.rank[i]));
+        }
+        buf.clear();
+        buf.resize(n, 0);
+        let discordant = merge_count(ys, buf);
+        let n0 = (n as u64) * (n as u64 - 1) / 2;
+        n0 as i64 - a.tied as i64 - b.tied as i64 + tied_ab as i64 - 2 * discordant as i64
+    })
 }
 
 /// Kendall's tau-a of two equally long samples (`NaN` when shorter than 2).
@@ -140,6 +231,12 @@ pub fn kendall_tau_a(x: &[f64], y: &[f64]) -> f64 {
 /// The `p × p` matrix of tau-a between columns (unit diagonal), computed in
 /// parallel over pairs.
 pub fn kendall_matrix(cols: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    kendall_matrix_with(cols, |_| {})
+}
+
+/// [`kendall_matrix`], calling `done(k)` as each row of `k` pairs finishes
+/// (for progress reports).
+pub fn kendall_matrix_with(cols: &[Vec<f64>], done: impl Fn(usize) + Sync) -> Vec<Vec<f64>> {
     let p = cols.len();
     let n = cols.first().map_or(0, |c| c.len());
     let prep: Vec<Prepared> = cols.par_iter().map(|c| Prepared::new(c)).collect();
@@ -147,9 +244,11 @@ pub fn kendall_matrix(cols: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let rows: Vec<Vec<f64>> = (0..p)
         .into_par_iter()
         .map(|a| {
-            (0..a)
+            let row = (0..a)
                 .map(|b| concordance(&prep[a], &prep[b]) as f64 / n0)
-                .collect()
+                .collect();
+            done(a);
+            row
         })
         .collect();
     let mut k = vec![vec![1.0; p]; p];
@@ -190,7 +289,20 @@ mod tests {
         let c: Vec<f64> = (0..n)
             .map(|i| ((i * 29 + 3) % 11 < 6) as u8 as f64)
             .collect();
-        for (u, v) in [(&x, &y), (&x, &b), (&b, &y), (&b, &c), (&x, &x)] {
+        // And two columns without ties.
+        let u: Vec<f64> = (0..n).map(|i| ((i * 101 + 7) % 257) as f64).collect();
+        let w: Vec<f64> = (0..n).map(|i| ((i * 31 + 2) % 257) as f64 * 0.5).collect();
+        for (u, v) in [
+            (&x, &y),
+            (&x, &b),
+            (&b, &y),
+            (&b, &c),
+            (&x, &x),
+            (&u, &w),
+            (&u, &y),
+            (&y, &u),
+            (&b, &u),
+        ] {
             let (fast, slow) = (kendall_tau_a(u, v), brute(u, v));
             assert!((fast - slow).abs() < 1e-15, "{fast} vs {slow}");
         }

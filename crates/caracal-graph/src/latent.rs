@@ -32,7 +32,7 @@
 //! implemented; for counts, IGGL's Poisson loss is the method of choice).
 
 use crate::data::Dataset;
-use crate::kendall::kendall_matrix;
+use crate::kendall::kendall_matrix_with;
 use crate::nearest::nearest_correlation;
 use crate::special::{bvn_cdf, bvn_pdf, pnorm, qnorm_precise};
 use faer::Mat;
@@ -172,7 +172,12 @@ pub fn latent_correlation(d: &Dataset, nu: f64) -> Result<LatentCorrelation> {
     );
     let p = d.p();
     let kinds: Vec<ColumnKind> = d.cols.iter().map(|c| ColumnKind::of(c)).collect();
-    let k = kendall_matrix(&d.cols);
+    // Progress (on a terminal only): the pairs' tau, then the projection.
+    let pairs = (p * p.saturating_sub(1) / 2) as u64;
+    let pb = caracal_core::progress::bar(pairs, "latent correlation");
+    pb.set_message("Kendall's tau");
+    let k = kendall_matrix_with(&d.cols, |row| pb.inc(row as u64));
+    pb.set_message("nearest correlation matrix");
     let rows: Vec<Vec<f64>> = (0..p)
         .into_par_iter()
         .map(|a| {
@@ -188,6 +193,7 @@ pub fn latent_correlation(d: &Dataset, nu: f64) -> Result<LatentCorrelation> {
     });
     let near = nearest_correlation(&pointwise, 1e-10)?;
     let projected = near != pointwise;
+    pb.finish_and_clear();
     let correlation = Mat::from_fn(p, p, |a, b| {
         if a == b {
             1.0

@@ -268,7 +268,7 @@ pub use fit::{
 };
 pub use glasso::{glasso, glasso_warm, Diagonal, GlassoFit, GlassoOptions};
 pub use iggl::{iggl, IgglFit, IgglOptions, LossChoice};
-pub use kendall::{kendall_matrix, kendall_tau_a};
+pub use kendall::{kendall_matrix, kendall_matrix_with, kendall_tau_a};
 pub use latent::{latent_correlation, ColumnKind, LatentCorrelation};
 pub use loss::Loss;
 pub use nearest::nearest_correlation;
