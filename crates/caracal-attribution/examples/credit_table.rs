@@ -6,16 +6,13 @@ use caracal_attribution::calibrate::{calibrate, CalibrationConfig};
 use caracal_attribution::methods::mmm_targets;
 use caracal_attribution::transformer::{fit_transformer, CreditMethod, TransformerConfig};
 use caracal_attribution::{fit_methods, simulate, total_variation, Inputs, Method, SimConfig};
+use caracal_core::knob;
 
 fn main() -> caracal_core::Result<()> {
     let t0 = std::time::Instant::now();
     let mut cfg = SimConfig::default();
-    if let Ok(v) = std::env::var("SEED") {
-        cfg.seed = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("POP") {
-        cfg.population_factor = v.parse().unwrap();
-    }
+    cfg.seed = knob::env("SEED", cfg.seed)?;
+    cfg.population_factor = knob::env("POP", cfg.population_factor)?;
     let sim = simulate(&cfg)?;
     eprintln!("simulated in {:.1}s", t0.elapsed().as_secs_f64());
     let inputs = Inputs {
@@ -31,12 +28,8 @@ fn main() -> caracal_core::Result<()> {
         Err(_) => Method::all(),
     };
     let mut tcfg = TransformerConfig::default();
-    if let Ok(v) = std::env::var("EPOCHS") {
-        tcfg.epochs = v.parse().unwrap();
-    }
-    if let Ok(v) = std::env::var("LR") {
-        tcfg.lr = v.parse().unwrap();
-    }
+    tcfg.epochs = knob::env("EPOCHS", tcfg.epochs)?;
+    tcfg.lr = knob::env("LR", tcfg.lr)?;
     let res = fit_methods(&methods, &inputs, &tcfg, 0, 1)?;
     eprintln!("fitted in {:.1}s", t0.elapsed().as_secs_f64());
     println!(

@@ -88,17 +88,19 @@ fn method_auc(sim: &caracal_graph::Simulated, method: Method) -> f64 {
     path_recovery(&sim.data, &sim.truth, &o).unwrap().auc
 }
 
-fn main() {
+fn main() -> caracal_core::Result<()> {
     // `DATA=counts` runs the same table on count data (no tetrachoric column).
-    let counts = std::env::var("DATA").is_ok_and(|v| v == "counts");
+    let counts = match caracal_core::knob::env("DATA", String::from("binary"))?.as_str() {
+        "counts" => true,
+        "binary" => false,
+        other => caracal_core::bail!("DATA={other}: expected binary or counts"),
+    };
     let data = if counts {
         DataKind::Counts
     } else {
         DataKind::Binary
     };
-    let seeds: u64 = std::env::var("SEEDS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(10);
+    let seeds: u64 = caracal_core::knob::env("SEEDS", 10)?;
     for graph in [GraphKind::Random, GraphKind::ScaleFree, GraphKind::Hub] {
         let names = [
             "glasso raw (cov, R default)",
@@ -163,4 +165,5 @@ fn main() {
             );
         }
     }
+    Ok(())
 }

@@ -219,19 +219,14 @@ fn run(x: &[Vec<f64>], truth: &[bool], o: &Settings) -> f64 {
     edge_recovery(truth, &path).unwrap().auc
 }
 
-fn main() {
-    let seeds: u64 = std::env::var("SEEDS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(5);
-    let sweeps: usize = std::env::var("SWEEPS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(3);
-    let iters: usize = std::env::var("ITERS")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(5);
-    let plugin = std::env::var("PLUGIN").map(|v| v == "1").unwrap_or(false);
-    let rb = std::env::var("RB").map(|v| v == "1").unwrap_or(false);
-    let corr = std::env::var("CORR").map(|v| v == "1").unwrap_or(true);
+fn main() -> caracal_core::Result<()> {
+    use caracal_core::knob;
+    let seeds: u64 = knob::env("SEEDS", 5)?;
+    let sweeps: usize = knob::env("SWEEPS", 3)?;
+    let iters: usize = knob::env("ITERS", 5)?;
+    let plugin = knob::flag("PLUGIN", false)?;
+    let rb = knob::flag("RB", false)?;
+    let corr = knob::flag("CORR", true)?;
     let settings = Settings {
         sweeps,
         iters,
@@ -275,4 +270,5 @@ fn main() {
             sg / seeds as f64
         );
     }
+    Ok(())
 }

@@ -132,12 +132,8 @@ fn em(x: &[Vec<f64>], st: &mut State, lambda: f64, nu: f64, iters: usize) {
     }
 }
 
-fn main() {
-    let nus: Vec<f64> = std::env::var("NUS")
-        .unwrap_or("1,3,10".into())
-        .split(',')
-        .map(|s| s.parse().expect("NUS: comma-separated numbers"))
-        .collect();
+fn main() -> caracal_core::Result<()> {
+    let nus: Vec<f64> = caracal_core::knob::list("NUS", &[1.0, 3.0, 10.0])?;
     for (graph, seed) in [
         (GraphKind::Random, 1),
         (GraphKind::Hub, 2),
@@ -195,4 +191,5 @@ fn main() {
             );
         }
     }
+    Ok(())
 }

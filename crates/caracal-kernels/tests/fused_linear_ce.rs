@@ -545,17 +545,15 @@ fn peak_extra(f: impl FnOnce()) -> usize {
 #[ignore = "memory and timing; run with --ignored --nocapture (FLCE_SHAPE=BT,H,V to override)"]
 fn memory_and_time_vs_reference() {
     use std::time::Instant;
-    let shape: Vec<usize> = std::env::var("FLCE_SHAPE")
-        .unwrap_or_else(|_| "1024,512,32000".into())
-        .split(',')
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
+    let shape = caracal_core::knob::list::<usize>("FLCE_SHAPE", &[1024, 512, 32000]).unwrap();
+    assert_eq!(shape.len(), 3, "FLCE_SHAPE=BT,H,V takes three sizes");
     let (bt, h, v) = (shape[0], shape[1], shape[2]);
     let x = randn(80, &[bt, h], 1.0, DType::F32).unwrap();
     let w = randn(81, &[v, h], 0.02, DType::F32).unwrap();
     let target = targets(82, bt, v, -100, 0.0);
-    // FLCE_CHUNK=rows overrides Liger's chunk size.
-    let chunk_rows = std::env::var("FLCE_CHUNK").ok().map(|c| c.parse().unwrap());
+    // FLCE_CHUNK=rows overrides Liger's chunk size (0: Liger's).
+    let chunk = caracal_core::knob::env::<usize>("FLCE_CHUNK", 0).unwrap();
+    let chunk_rows = (chunk > 0).then_some(chunk);
     let opts = FlceOptions {
         chunk_rows,
         ..Default::default()
