@@ -88,6 +88,17 @@ def oracle(x, kinds):
     return k, r
 
 
+def write_csv(name, x):
+    """Columns v1..vp, every value exactly as a Python float prints it."""
+    os.makedirs(OUT, exist_ok=True)
+    path = os.path.join(OUT, name)
+    with open(path, "w") as f:
+        f.write(",".join(f"v{j + 1}" for j in range(x.shape[1])) + "\n")
+        for row in x:
+            f.write(",".join(repr(float(v)) for v in row) + "\n")
+    print(f"wrote {path}")
+
+
 def main():
     rng = np.random.default_rng(20261127)
     n, p = 120, 6
@@ -105,13 +116,7 @@ def main():
     x[:, 3] = (u[:, 3] > -0.5).astype(float) * 3.0 + 2.0  # levels 2 and 5
     x[:, 4] = u[:, 4] ** 3
     x[:, 5] = (u[:, 5] > 0.8).astype(float)
-    os.makedirs(OUT, exist_ok=True)
-    path = os.path.join(OUT, "latent_mixed.csv")
-    with open(path, "w") as f:
-        f.write(",".join(f"v{j + 1}" for j in range(p)) + "\n")
-        for i in range(n):
-            f.write(",".join(repr(float(v)) for v in x[i]) + "\n")
-    print(f"wrote {path}")
+    write_csv("latent_mixed.csv", x)
     k, r = oracle(x, kinds)
     np.set_printoptions(precision=12, suppress=True, linewidth=200)
     print("kendall tau-a:\n", k)
@@ -162,12 +167,7 @@ def indefinite(latentcor):
     for j, kind in enumerate(kinds):
         if kind == "bin":
             x[:, j] = (u[:, j] > 0.2 * j - 0.3).astype(float)
-    path = os.path.join(OUT, "latent_indefinite.csv")
-    with open(path, "w") as f:
-        f.write(",".join(f"v{j + 1}" for j in range(p)) + "\n")
-        for i in range(n):
-            f.write(",".join(repr(float(v)) for v in x[i]) + "\n")
-    print(f"wrote {path}")
+    write_csv("latent_indefinite.csv", x)
     _, r = oracle(x, kinds)
     print("pointwise min eigenvalue:", np.linalg.eigvalsh(r).min())
     h = 0.999 * higham(r)
