@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// What went wrong, phrased for the user: each message is one sentence that
 /// says what was wrong and, where possible, what to do.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// Shapes, dtypes or values given to an API do not fit together.
     #[error("{0}")]
@@ -24,6 +24,15 @@ pub enum Error {
     /// An I/O error without a more precise context.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+/// `Debug` prints the message, as `Display` does: a `main` that returns
+/// `Result` (the examples) then reports `Error: SEEDS=x: invalid digit …`
+/// and not the enum's structure, and so does `unwrap` in a test.
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// `Result` with [`Error`].
