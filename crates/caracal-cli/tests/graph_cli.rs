@@ -263,4 +263,19 @@ fn latent_correlation_from_the_command_line() {
     let o = caracal(&["graph", "latent", "--data", data, "--nu", "1"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("must lie in [0, 1)"));
+
+    // A three-level column is read as continuous, and the user is told so.
+    let ternary = dir.join("ternary.csv");
+    let rows: String = (0..40)
+        .map(|i| format!("{},{},{}\n", i % 3, (i * 7) % 11, i % 2))
+        .collect();
+    std::fs::write(&ternary, format!("t,c,b\n{rows}")).unwrap();
+    let o = caracal(&["graph", "latent", "--data", ternary.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("read as continuous") && err.contains("t (3)"),
+        "{err}"
+    );
+    assert!(!err.contains("c (11)"), "{err}");
 }

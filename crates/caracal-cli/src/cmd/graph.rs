@@ -323,6 +323,27 @@ fn latent(data: Option<PathBuf>, nu: f64, out: Option<PathBuf>, json: bool) -> R
     let secs = t0.elapsed().as_secs_f64();
     let projected = l.projected;
     let n_bin = l.kinds.iter().filter(|k| k.name() == "binary").count();
+    // Few-level columns read as continuous: their ties shrink |tau_a|.
+    let ordinal: Vec<String> = d
+        .cols
+        .iter()
+        .zip(&d.names)
+        .zip(&l.kinds)
+        .filter_map(|((c, name), k)| {
+            let mut v = c.clone();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            (*k == ColumnKind::Continuous && v.len() < 10).then(|| format!("{name} ({})", v.len()))
+        })
+        .collect();
+    if !ordinal.is_empty() {
+        eprintln!(
+            "note: {} column(s) with 3 to 9 distinct values are read as continuous, and their ties \
+             shrink their latent correlations towards 0: {}",
+            ordinal.len(),
+            ordinal.join(", ")
+        );
+    }
     if json {
         let v = json!({
             "variables": d.names,
