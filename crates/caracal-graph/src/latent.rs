@@ -177,7 +177,7 @@ pub fn latent_correlation(d: &Dataset, nu: f64) -> Result<LatentCorrelation> {
     let pb = caracal_core::progress::bar(pairs, "latent correlation");
     pb.set_message("Kendall's tau");
     let k = kendall_matrix_with(&d.cols, |row| pb.inc(row as u64));
-    pb.set_message("nearest correlation matrix");
+    pb.set_message("bridges and nearest correlation matrix");
     let rows: Vec<Vec<f64>> = (0..p)
         .into_par_iter()
         .map(|a| {

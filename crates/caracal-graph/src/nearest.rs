@@ -42,8 +42,11 @@ pub fn min_eigenvalue(a: &Mat<f64>) -> Result<f64> {
 /// `d ← d + 1 − diag(P_S(R))`. The method is therefore a fixed-point
 /// iteration in `p` unknowns, and we accelerate it with Anderson
 /// acceleration (depth 5), as Higham & Strabić (2016, Numer. Algorithms 72)
-/// do. It stops when `max_i |diag(P_S(R))_i − 1| < tol`, or after 10 000
-/// iterations, and returns `P_S(R)` rescaled to a unit diagonal.
+/// do. It stops when `max_i |diag(P_S(R))_i − 1| < tol`, or after 1000
+/// iterations (typically it needs tens), and returns `P_S(R)` rescaled to a
+/// unit diagonal. That is a valid correlation matrix (positive
+/// semi-definite, unit diagonal) even if the cap is reached; only its
+/// nearness would then be approximate.
 pub fn nearest_correlation(a: &Mat<f64>, tol: f64) -> Result<Mat<f64>> {
     if min_eigenvalue(a)? >= 0.0 {
         return Ok(a.clone());
@@ -56,7 +59,7 @@ pub fn nearest_correlation(a: &Mat<f64>, tol: f64) -> Result<Mat<f64>> {
     let (mut df, mut dg): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
     let mut prev: Option<(Vec<f64>, Vec<f64>)> = None;
     let mut x = psd_part(&r)?;
-    for _ in 0..10_000 {
+    for _ in 0..1000 {
         let f: Vec<f64> = (0..p).map(|i| 1.0 - x[(i, i)]).collect();
         if f.iter().all(|v| v.abs() < tol) {
             break;
