@@ -278,4 +278,16 @@ fn latent_correlation_from_the_command_line() {
         "{err}"
     );
     assert!(!err.contains("c (11)"), "{err}");
+    let o = caracal(&[
+        "graph",
+        "fit",
+        "--data",
+        ternary.to_str().unwrap(),
+        "--method",
+        "latent-glasso",
+        "--lambda",
+        "0.1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("t (3)"));
 }

@@ -17,23 +17,14 @@
 #![allow(clippy::needless_range_loop)]
 use caracal_graph::{
     adjacency, cov2cor, covariance, edge_recovery, glasso_path, lambda_grid, lambda_max,
-    latent_correlation, path_recovery, simulate, special::qnorm, DataKind, Diagonal, FitOptions,
-    GlassoOptions, GraphKind, Mat, Method, SimOptions,
+    latent_correlation, path_recovery, simulate,
+    special::{bvn_cdf, pnorm, qnorm},
+    DataKind, Diagonal, FitOptions, GlassoOptions, GraphKind, Mat, Method, SimOptions,
 };
 
-fn phi2(a: f64, b: f64, r: f64) -> f64 {
-    let q = 1.0 - r * r;
-    (-(a * a - 2.0 * r * a * b + b * b) / (2.0 * q)).exp() / (2.0 * std::f64::consts::PI * q.sqrt())
-}
-/// ∫_0^ρ φ2(a,b;r) dr by Simpson.
+/// `∫₀^ρ φ₂(a, b; r) dr = Φ₂(a, b; ρ) − Φ(a)Φ(b)` (Plackett's identity).
 fn excess(a: f64, b: f64, rho: f64) -> f64 {
-    let m = 200;
-    let h = rho / m as f64;
-    let mut s = phi2(a, b, 0.0) + phi2(a, b, rho);
-    for k in 1..m {
-        s += phi2(a, b, k as f64 * h) * if k % 2 == 1 { 4.0 } else { 2.0 };
-    }
-    s * h / 3.0
+    bvn_cdf(a, b, rho) - pnorm(a) * pnorm(b)
 }
 
 fn tetrachoric(x: &[Vec<f64>]) -> Mat<f64> {

@@ -14,24 +14,16 @@
 use caracal_core::rng::Rng;
 use caracal_graph::{
     adjacency, cov2cor, edge_recovery, glasso_warm, lambda_grid, path_recovery, simulate,
-    special::qnorm, DataKind, Diagonal, FitOptions, GlassoFit, GlassoOptions, GraphKind, Mat,
-    Method, SimOptions,
+    special::{dnorm, pnorm, qnorm},
+    DataKind, Diagonal, FitOptions, GlassoFit, GlassoOptions, GraphKind, Mat, Method, SimOptions,
 };
 
-/// The inverse Mills ratio `φ(a)/(1 − Φ(a))`. For `a < 2.5`, `1 − Φ(a)`
-/// from the series `Φ(a) = ½ + φ(a) Σ_k a^(2k+1)/(2k+1)!!`; beyond, from
-/// Laplace's continued fraction `(1 − Φ(a))/φ(a) = 1/(a + 1/(a + 2/(a + …)))`,
-/// evaluated from the tail.
+/// The inverse Mills ratio `φ(a)/(1 − Φ(a))`: from [`pnorm`] for `a < 2.5`;
+/// beyond, from Laplace's continued fraction
+/// `(1 − Φ(a))/φ(a) = 1/(a + 1/(a + 2/(a + …)))`, evaluated from the tail.
 fn inverse_mills(a: f64) -> f64 {
-    let phi = (-0.5 * a * a).exp() / (2.0 * std::f64::consts::PI).sqrt();
     if a < 2.5 {
-        let (mut term, mut sum, mut k) = (a, a, 0.0);
-        while term.abs() > 1e-17 * sum.abs().max(1e-300) && k < 500.0 {
-            k += 1.0;
-            term *= a * a / (2.0 * k + 1.0);
-            sum += term;
-        }
-        phi / (0.5 - phi * sum)
+        dnorm(a) / (1.0 - pnorm(a))
     } else {
         let mut r = a;
         for k in (1..=60).rev() {

@@ -7,6 +7,7 @@
 //! binary columns the 2×2 table gives `C − D = n₀₀n₁₁ − n₀₁n₁₀` directly, and
 //! a binary column against any other needs one pass over the other's order.
 
+use caracal_core::{ensure, Result};
 use rayon::prelude::*;
 
 /// Pairs within runs of equal values of a sorted slice: `Σ t(t−1)/2`.
@@ -223,28 +224,42 @@ fn concordance(a: &Prepared, b: &Prepared) -> i64 {
     })
 }
 
-/// Kendall's tau-a of two equally long samples (`NaN` when shorter than 2).
-pub fn kendall_tau_a(x: &[f64], y: &[f64]) -> f64 {
-    assert_eq!(x.len(), y.len(), "kendall_tau_a needs equally long samples");
-    let n = x.len();
-    if n < 2 {
-        return f64::NAN;
-    }
+/// Samples of one length `n ≥ 2`, or a one-line error.
+fn check(cols: &[&[f64]]) -> Result<usize> {
+    let n = cols.first().map_or(0, |c| c.len());
+    ensure!(
+        cols.iter().all(|c| c.len() == n),
+        "Kendall's tau needs samples of one length; got lengths {:?}",
+        cols.iter().map(|c| c.len()).collect::<Vec<_>>()
+    );
+    ensure!(
+        n >= 2,
+        "Kendall's tau needs at least 2 observations; got {n}"
+    );
+    Ok(n)
+}
+
+/// Kendall's tau-a of two equally long samples of at least 2 values.
+pub fn kendall_tau_a(x: &[f64], y: &[f64]) -> Result<f64> {
+    let n = check(&[x, y])?;
     let c = concordance(&Prepared::new(x), &Prepared::new(y));
-    c as f64 / ((n * (n - 1)) as f64 / 2.0)
+    Ok(c as f64 / ((n * (n - 1)) as f64 / 2.0))
 }
 
 /// The `p × p` matrix of tau-a between columns (unit diagonal), computed in
 /// parallel over pairs.
-pub fn kendall_matrix(cols: &[Vec<f64>]) -> Vec<Vec<f64>> {
+pub fn kendall_matrix(cols: &[Vec<f64>]) -> Result<Vec<Vec<f64>>> {
     kendall_matrix_with(cols, |_| {})
 }
 
 /// [`kendall_matrix`], calling `done(k)` as each row of `k` pairs finishes
 /// (for progress reports).
-pub fn kendall_matrix_with(cols: &[Vec<f64>], done: impl Fn(usize) + Sync) -> Vec<Vec<f64>> {
+pub fn kendall_matrix_with(
+    cols: &[Vec<f64>],
+    done: impl Fn(usize) + Sync,
+) -> Result<Vec<Vec<f64>>> {
     let p = cols.len();
-    let n = cols.first().map_or(0, |c| c.len());
+    let n = check(&cols.iter().map(|c| c.as_slice()).collect::<Vec<_>>())?;
     let prep: Vec<Prepared> = cols.par_iter().map(|c| Prepared::new(c)).collect();
     let n0 = (n * n.saturating_sub(1)) as f64 / 2.0;
     let rows: Vec<Vec<f64>> = (0..p)
@@ -264,7 +279,7 @@ pub fn kendall_matrix_with(cols: &[Vec<f64>], done: impl Fn(usize) + Sync) -> Ve
             k[b][a] = rows[a][b];
         }
     }
-    k
+    Ok(k)
 }
 
 #[cfg(test)]
@@ -309,7 +324,7 @@ mod tests {
             (&y, &u),
             (&b, &u),
         ] {
-            let (fast, slow) = (kendall_tau_a(u, v), brute(u, v));
+            let (fast, slow) = (kendall_tau_a(u, v).unwrap(), brute(u, v));
             assert!((fast - slow).abs() < 1e-15, "{fast} vs {slow}");
         }
         // Lengths around the insertion-run and merge boundaries.
@@ -317,18 +332,25 @@ mod tests {
             let u: Vec<f64> = (0..len).map(|i| ((i * 37 + 5) % 101) as f64).collect();
             let v: Vec<f64> = (0..len).map(|i| ((i * 59 + 3) % 103) as f64).collect();
             assert!(
-                (kendall_tau_a(&u, &v) - brute(&u, &v)).abs() < 1e-15,
+                (kendall_tau_a(&u, &v).unwrap() - brute(&u, &v)).abs() < 1e-15,
                 "n = {len}"
             );
         }
         // No ties: a reversed sample has tau −1; ties pull tau-a below 1.
         let r: Vec<f64> = (0..50).map(|i| -(i as f64)).collect();
         let s: Vec<f64> = (0..50).map(|i| i as f64).collect();
-        assert_eq!(kendall_tau_a(&r, &s), -1.0);
-        assert!(kendall_tau_a(&x, &x) < 1.0);
-        let m = kendall_matrix(&[x.clone(), y.clone(), b.clone()]);
+        assert_eq!(kendall_tau_a(&r, &s).unwrap(), -1.0);
+        assert!(kendall_tau_a(&x, &x).unwrap() < 1.0);
+        let m = kendall_matrix(&[x.clone(), y.clone(), b.clone()]).unwrap();
         assert_eq!(m[0][0], 1.0);
         assert_eq!(m[1][2], m[2][1]);
         assert!((m[2][0] - brute(&b, &x)).abs() < 1e-15);
+        // Bad shapes are errors, not panics.
+        let e = kendall_tau_a(&[1.0, 2.0], &[1.0]).unwrap_err().to_string();
+        assert!(e.contains("one length"), "{e}");
+        let e = kendall_matrix(&[vec![1.0], vec![2.0]])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 2 observations"), "{e}");
     }
 }

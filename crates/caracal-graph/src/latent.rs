@@ -78,6 +78,23 @@ impl ColumnKind {
     }
 }
 
+/// The columns that [`ColumnKind::of`] reads as continuous although they
+/// have only 3 to 9 distinct values, as `(index, distinct values)`: ordinal
+/// or small-count columns, whose ties shrink `|τ_a|` and so their latent
+/// correlations (the module docs' approximation). For warnings.
+pub fn few_level_columns(d: &Dataset) -> Vec<(usize, usize)> {
+    d.cols
+        .iter()
+        .enumerate()
+        .filter_map(|(j, c)| {
+            let mut v = c.clone();
+            v.sort_by(f64::total_cmp);
+            v.dedup();
+            (3..10).contains(&v.len()).then_some((j, v.len()))
+        })
+        .collect()
+}
+
 /// The bridge `F(r) = E τ_a` of a pair of columns, and its derivative.
 pub fn bridge(a: ColumnKind, b: ColumnKind, r: f64) -> (f64, f64) {
     use ColumnKind::*;
@@ -176,7 +193,7 @@ pub fn latent_correlation(d: &Dataset, nu: f64) -> Result<LatentCorrelation> {
     let pairs = (p * p.saturating_sub(1) / 2) as u64;
     let pb = caracal_core::progress::bar(pairs, "latent correlation");
     pb.set_message("Kendall's tau");
-    let k = kendall_matrix_with(&d.cols, |row| pb.inc(row as u64));
+    let k = kendall_matrix_with(&d.cols, |row| pb.inc(row as u64))?;
     pb.set_message("bridges and nearest correlation matrix");
     let rows: Vec<Vec<f64>> = (0..p)
         .into_par_iter()

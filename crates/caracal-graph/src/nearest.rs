@@ -48,6 +48,12 @@ pub fn min_eigenvalue(a: &Mat<f64>) -> Result<f64> {
 /// semi-definite, unit diagonal) even if the cap is reached; only its
 /// nearness would then be approximate.
 pub fn nearest_correlation(a: &Mat<f64>, tol: f64) -> Result<Mat<f64>> {
+    caracal_core::ensure!(
+        a.nrows() == a.ncols(),
+        "the nearest correlation matrix needs a square matrix; got {} × {}",
+        a.nrows(),
+        a.ncols()
+    );
     if min_eigenvalue(a)? >= 0.0 {
         return Ok(a.clone());
     }
@@ -149,6 +155,7 @@ mod tests {
             }
         }
         assert!(min_eigenvalue(&x).unwrap() > -1e-10);
+        assert!(nearest_correlation(&Mat::zeros(2, 3), 1e-12).is_err());
         // Already a correlation matrix: unchanged.
         let c = Mat::from_fn(3, 3, |i, j| if i == j { 1.0 } else { 0.2 });
         assert_eq!(nearest_correlation(&c, 1e-12).unwrap(), c);

@@ -5,9 +5,10 @@
 use crate::report::{line_chart, table, Report, Series};
 use anyhow::{Context, Result};
 use caracal_graph::{
-    adjacency, edge_list_csv, edge_recovery, fit_graph, fit_path, latent_correlation,
-    parse_edge_list, path_recovery, simulate, ColumnKind, DataKind, Dataset, Diagonal, FitOptions,
-    GraphFit, GraphKind, LossChoice, Mat, Method, Rule, Selection, SimOptions,
+    adjacency, edge_list_csv, edge_recovery, fit_graph, fit_path, latent::few_level_columns,
+    latent_correlation, parse_edge_list, path_recovery, simulate, ColumnKind, DataKind, Dataset,
+    Diagonal, FitOptions, GraphFit, GraphKind, LossChoice, Mat, Method, Rule, Selection,
+    SimOptions,
 };
 use serde_json::json;
 use std::path::PathBuf;
@@ -160,15 +161,11 @@ fn recovery_json(fits: &[GraphFit], selected: usize, truth: &[bool]) -> Result<s
 }
 
 fn fit_json(f: &GraphFit, names: &[String]) -> serde_json::Value {
-    let p = f.precision.nrows();
-    let m: Vec<Vec<f64>> = (0..p)
-        .map(|a| (0..p).map(|b| f.precision[(a, b)]).collect())
-        .collect();
     json!({
         "method": f.method.name(),
         "variables": names,
         "losses": f.losses.iter().map(|l| l.name()).collect::<Vec<_>>(),
-        "precision": m,
+        "precision": matrix_rows(&f.precision),
         "edges": f.edges.iter().map(|e| json!([e.i, e.j, e.weight])).collect::<Vec<_>>(),
         "lambda": f.lambda,
         "objective": if f.objective.is_finite() { json!(f.objective) } else { json!(null) },
@@ -207,6 +204,9 @@ pub fn run(c: GraphCmd) -> Result<()> {
                     (d, Some(t))
                 }
             };
+            if o.method == Method::LatentGlasso {
+                warn_few_levels(&d);
+            }
             let truth = match &truth {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
@@ -312,6 +312,23 @@ fn matrix_rows(m: &Mat<f64>) -> Vec<Vec<f64>> {
         .collect()
 }
 
+/// Tell the user which columns the latent correlation reads as continuous
+/// although they have few levels (their ties shrink the correlations).
+fn warn_few_levels(d: &Dataset) {
+    let cols: Vec<String> = few_level_columns(d)
+        .iter()
+        .map(|&(j, levels)| format!("{} ({levels})", d.names[j]))
+        .collect();
+    if !cols.is_empty() {
+        eprintln!(
+            "note: {} column(s) with 3 to 9 distinct values are read as continuous, and their ties \
+             shrink their latent correlations towards 0: {}",
+            cols.len(),
+            cols.join(", ")
+        );
+    }
+}
+
 /// `caracal graph latent`.
 fn latent(data: Option<PathBuf>, nu: f64, out: Option<PathBuf>, json: bool) -> Result<()> {
     let d = match &data {
@@ -323,27 +340,7 @@ fn latent(data: Option<PathBuf>, nu: f64, out: Option<PathBuf>, json: bool) -> R
     let secs = t0.elapsed().as_secs_f64();
     let projected = l.projected;
     let n_bin = l.kinds.iter().filter(|k| k.name() == "binary").count();
-    // Few-level columns read as continuous: their ties shrink |tau_a|.
-    let ordinal: Vec<String> = d
-        .cols
-        .iter()
-        .zip(&d.names)
-        .zip(&l.kinds)
-        .filter_map(|((c, name), k)| {
-            let mut v = c.clone();
-            v.sort_by(f64::total_cmp);
-            v.dedup();
-            (*k == ColumnKind::Continuous && v.len() < 10).then(|| format!("{name} ({})", v.len()))
-        })
-        .collect();
-    if !ordinal.is_empty() {
-        eprintln!(
-            "note: {} column(s) with 3 to 9 distinct values are read as continuous, and their ties \
-             shrink their latent correlations towards 0: {}",
-            ordinal.len(),
-            ordinal.join(", ")
-        );
-    }
+    warn_few_levels(&d);
     if json {
         let v = json!({
             "variables": d.names,
