@@ -1,5 +1,6 @@
 //! `caracal graph` as a user runs it.
 
+use serde_json::json;
 use std::process::Command;
 
 fn caracal(args: &[&str]) -> std::process::Output {
@@ -290,4 +291,72 @@ fn latent_correlation_from_the_command_line() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("t (3)"));
+}
+
+/// `--scale`: on binary data `auto` is `fisher`, on mixed data it is
+/// `natural`, the two scales give different fits, and a bad value is a
+/// one-line error.
+#[test]
+fn loss_scale_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("caracal_graph_scale_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let precision = |csv: &std::path::Path, scale: &str| {
+        let o = caracal(&[
+            "graph",
+            "fit",
+            "--data",
+            csv.to_str().unwrap(),
+            "--lambda",
+            "0.05",
+            "--scale",
+            scale,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["precision"].clone(), v["loss_scale"].clone())
+    };
+    for (data, auto_is) in [("binary", "fisher"), ("mixed", "natural")] {
+        let csv = dir.join(format!("{data}.csv"));
+        let o = caracal(&[
+            "graph",
+            "simulate",
+            "--n",
+            "200",
+            "--p",
+            "8",
+            "--data",
+            data,
+            "--out",
+            csv.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (auto, natural, fisher) = (
+            precision(&csv, "auto"),
+            precision(&csv, "natural"),
+            precision(&csv, "fisher"),
+        );
+        assert_ne!(
+            natural.0, fisher.0,
+            "{data}: the loss scale changed nothing"
+        );
+        assert_eq!(
+            (&natural.1, &fisher.1),
+            (&json!("natural"), &json!("fisher"))
+        );
+        let same = if auto_is == "fisher" {
+            &fisher
+        } else {
+            &natural
+        };
+        assert_eq!(&auto, same, "{data}: auto is not {auto_is}");
+    }
+    let o = caracal(&["graph", "fit", "--lambda", "0.1", "--scale", "fish"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown loss scale `fish`; expected auto, natural or fisher"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

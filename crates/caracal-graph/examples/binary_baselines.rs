@@ -1,6 +1,7 @@
 //! Binary data: how far a latent-Gaussian estimator can get above raw glasso.
 //!
-//! On thresholded binary data (p = 50, n = 400, seeds 1..=SEEDS, default 10)
+//! On thresholded binary data (p = 50, n = 400, `SEEDS` seeds from
+//! `FIRST_SEED`, default 10 from 1)
 //! this prints the ROC AUC of raw glasso (covariance, R's penalized
 //! diagonal: the baseline of `tests/recovery.rs`), glasso on the correlation
 //! with the diagonal unpenalized, glasso on the tetrachoric correlation (the
@@ -12,14 +13,16 @@
 //! quote its table.
 //!
 //! `cargo run --release -p caracal-graph --example binary_baselines`
-//! (`DATA=counts` for the same table on count data, without the tetrachoric
-//! column).
+//! (`DATA=counts`, `gaussian`, `t` or `mixed` for the same table on other
+//! simulated data, without the tetrachoric column). The last column is IGGL
+//! at its settings before the loss scale (ν = 10, natural weights);
+//! `SCALE=natural` or `fisher` overrides the loss scale of the IGGL column.
 #![allow(clippy::needless_range_loop)]
 use caracal_graph::{
     adjacency, cov2cor, covariance, edge_recovery, glasso_path, lambda_grid, lambda_max,
     latent_correlation, path_recovery, simulate,
     special::{bvn_cdf, pnorm, qnorm},
-    DataKind, Diagonal, FitOptions, GlassoOptions, GraphKind, Mat, Method, SimOptions,
+    DataKind, Diagonal, FitOptions, GlassoOptions, GraphKind, LossScale, Mat, Method, SimOptions,
 };
 
 /// `∫₀^ρ φ₂(a, b; r) dr = Φ₂(a, b; ρ) − Φ(a)Φ(b)` (Plackett's identity).
@@ -70,28 +73,36 @@ fn auc_of(s: &Mat<f64>, diag: Diagonal, truth: &[bool], ratio: f64) -> (f64, f64
 }
 
 fn method_auc(sim: &caracal_graph::Simulated, method: Method) -> f64 {
+    options_auc(
+        sim,
+        FitOptions {
+            method,
+            ..FitOptions::default()
+        },
+    )
+}
+
+fn options_auc(sim: &caracal_graph::Simulated, o: FitOptions) -> f64 {
     let o = FitOptions {
-        method,
         path: 30,
         ratio: 0.05,
-        ..FitOptions::default()
+        ..o
     };
     path_recovery(&sim.data, &sim.truth, &o).unwrap().auc
 }
 
 fn main() -> caracal_core::Result<()> {
     // `DATA=counts` runs the same table on count data (no tetrachoric column).
-    let counts = match caracal_core::knob::env("DATA", String::from("binary"))?.as_str() {
-        "counts" => true,
-        "binary" => false,
-        other => caracal_core::bail!("DATA={other}: expected binary or counts"),
-    };
-    let data = if counts {
-        DataKind::Counts
-    } else {
-        DataKind::Binary
-    };
+    let data: DataKind = caracal_core::knob::env("DATA", String::from("binary"))?
+        .parse()
+        .map_err(|e| caracal_core::Error::Invalid(format!("DATA: {e}")))?;
+    let binary = data == DataKind::Binary;
     let seeds: u64 = caracal_core::knob::env("SEEDS", 10)?;
+    let first: u64 = caracal_core::knob::env("FIRST_SEED", 1)?;
+    // `SCALE=natural|fisher` overrides IGGL's automatic loss scale.
+    let scale: LossScale = caracal_core::knob::env("SCALE", String::from("auto"))?
+        .parse()
+        .map_err(|e| caracal_core::Error::Invalid(format!("SCALE: {e}")))?;
     for graph in [GraphKind::Random, GraphKind::ScaleFree, GraphKind::Hub] {
         let names = [
             "glasso raw (cov, R default)",
@@ -101,10 +112,11 @@ fn main() -> caracal_core::Result<()> {
             "glasso on Kendall latent corr, diag unpen",
             "IGGL",
             "MB",
+            "IGGL, ν = 10, natural scale (the default before)",
         ];
         let mut sums = vec![0.0; names.len()];
         let mut wins = vec![0usize; names.len()];
-        for seed in 1..=seeds {
+        for seed in first..first + seeds {
             let sim = simulate(&SimOptions {
                 graph,
                 data,
@@ -117,7 +129,7 @@ fn main() -> caracal_core::Result<()> {
             let a = [
                 method_auc(&sim, Method::Glasso),
                 auc_of(&r, Diagonal::Unpenalized, t, 0.05).0,
-                if counts {
+                if !binary {
                     f64::NAN
                 } else {
                     auc_of(&tetrachoric(&sim.data.cols), Diagonal::Unpenalized, t, 0.05).0
@@ -130,8 +142,22 @@ fn main() -> caracal_core::Result<()> {
                     0.05,
                 )
                 .0,
-                method_auc(&sim, Method::Iggl),
+                options_auc(
+                    &sim,
+                    FitOptions {
+                        scale,
+                        ..FitOptions::default()
+                    },
+                ),
                 method_auc(&sim, Method::Mb),
+                options_auc(
+                    &sim,
+                    FitOptions {
+                        nu: 10.0,
+                        scale: LossScale::Natural,
+                        ..FitOptions::default()
+                    },
+                ),
             ];
             println!(
                 "{graph:?} seed {seed}: {}",

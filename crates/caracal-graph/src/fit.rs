@@ -5,7 +5,7 @@ use crate::covariance::{correlation, covariance};
 use crate::data::Dataset;
 use crate::edges::{adjacency, edges, Edge};
 use crate::glasso::{log_det, Diagonal, GlassoOptions};
-use crate::iggl::{latent_cov, IgglOptions, LossChoice};
+use crate::iggl::{latent_cov, IgglOptions, LossChoice, LossScale};
 use crate::latent::latent_correlation;
 use crate::loss::Loss;
 use crate::neighbourhood::Rule;
@@ -102,6 +102,8 @@ pub struct FitOptions {
     pub losses: LossChoice,
     /// IGGL scale weight `ν` (default [`crate::iggl::DEFAULT_NU`]).
     pub nu: f64,
+    /// IGGL loss weighting (default [`LossScale::Auto`]).
+    pub scale: LossScale,
     /// Glasso diagonal convention (default penalized, as R).
     pub diagonal: Diagonal,
     /// Neighbourhood-selection rule (default AND).
@@ -125,6 +127,7 @@ impl Default for FitOptions {
             ratio: 0.1,
             losses: LossChoice::Auto,
             nu: crate::iggl::DEFAULT_NU,
+            scale: LossScale::Auto,
             diagonal: Diagonal::Penalized,
             rule: Rule::And,
             npn: Npn::Shrinkage,
@@ -196,6 +199,7 @@ pub fn default_lambdas(d: &Dataset, o: &FitOptions) -> Result<Vec<f64>> {
 fn iggl_options(o: &FitOptions, lambda: f64) -> IgglOptions {
     IgglOptions {
         nu: o.nu,
+        scale: o.scale,
         losses: o.losses.clone(),
         ..IgglOptions::new(lambda)
     }

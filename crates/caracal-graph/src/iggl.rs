@@ -8,12 +8,13 @@
 //! precision `Ω`:
 //!
 //! ```text
-//! F(α, Z, Ω) = (1/n) Σ_ij l_j(x_ij; α_j + z_ij)            (marginal fit)
+//! F(α, Z, Ω) = (1/n) Σ_ij w_j l_j(x_ij; α_j + z_ij)        (marginal fit)
 //!            + (1/2n) Σ_i z_iᵀ Ω z_i − ½ ln det Ω          (Gaussian shrinkage of rows)
 //!            + (λ/2) Σ_{j≠k} |Ω_jk| + (ν/2) Σ_j Ω_jj        (sparsity; scale)
 //! ```
 //!
-//! The term `ν Σ Ω_jj` fixes the scale degeneracy: without it `Z → 0`,
+//! The loss weights `w_j` are fixed before the first iteration
+//! ([`LossScale`], [`loss_weights`]). The term `ν Σ Ω_jj` fixes the scale degeneracy: without it `Z → 0`,
 //! `Ω → ∞` drives `F → −∞`. With it, Hadamard's inequality gives
 //! `−ln det Ω + ν Σ Ω_jj ≥ p (1 + ln ν)`, so `F` is bounded below, and the
 //! latent covariance `W = Ω⁻¹` has its diagonal pinned at `S_Z,jj + ν`.
@@ -51,12 +52,64 @@ pub enum LossChoice {
     PerColumn(Vec<Loss>),
 }
 
+/// How the marginal losses are weighted against the Gaussian shrinkage.
+///
+/// A loss that is not a likelihood has no natural scale, and even a
+/// likelihood's scale decides how strongly each row's posterior mode is
+/// shrunk along the current graph (see the crate docs, "Loss scale").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossScale {
+    /// Every loss as written: logistic and Poisson weight 1, Gaussian and
+    /// Huber `1/τ²` ([`IgglOptions::noise`]).
+    Natural,
+    /// Logistic and Poisson losses divided by `τ_d² l_j''(α̂_j)`, their
+    /// curvature at the intercept-only fit: each discrete column's working
+    /// response then has noise variance `τ_d²` there
+    /// ([`IgglOptions::discrete_noise`]). Gaussian and Huber as in `Natural`.
+    Fisher,
+    /// `Fisher` when every column has the logistic loss (binary data),
+    /// `Natural` otherwise.
+    Auto,
+}
+
+impl LossScale {
+    /// What `Auto` means for columns with these losses: `Fisher` or `Natural`.
+    pub fn resolve(self, losses: &[Loss]) -> LossScale {
+        match self {
+            LossScale::Auto if losses.iter().all(|l| *l == Loss::Logistic) => LossScale::Fisher,
+            LossScale::Auto => LossScale::Natural,
+            s => s,
+        }
+    }
+
+    /// The name the CLI uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossScale::Auto => "auto",
+            LossScale::Natural => "natural",
+            LossScale::Fisher => "fisher",
+        }
+    }
+}
+
+impl std::str::FromStr for LossScale {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(LossScale::Auto),
+            "natural" => Ok(LossScale::Natural),
+            "fisher" => Ok(LossScale::Fisher),
+            _ => bail!("unknown loss scale `{s}`; expected auto, natural or fisher"),
+        }
+    }
+}
+
 /// Settings of an IGGL fit.
 #[derive(Clone, Debug)]
 pub struct IgglOptions {
     /// Off-diagonal penalty `λ`.
     pub lambda: f64,
-    /// Diagonal weight `ν` on `Ω` that fixes the latent scale (default 10;
+    /// Diagonal weight `ν` on `Ω` that fixes the latent scale (default 3;
     /// may be 0 only with `posterior`). Larger `ν` weakens the pull of the
     /// Gaussian prior on `Z` against the data curvature `L_j` (see the crate
     /// docs, "Choice of ν").
@@ -64,14 +117,19 @@ pub struct IgglOptions {
     /// Add the shared posterior covariance `V = (Ω + D)⁻¹` to the Ω-step
     /// (the variational variant, see the crate docs; default off).
     pub posterior: bool,
-    /// Noise fraction `τ²` of Gaussian and Huber columns: their loss is
-    /// divided by `τ²` (default 0.1; `→ 0` makes them observed exactly).
+    /// Noise variance `τ²` of Gaussian and Huber columns: their loss is
+    /// divided by `τ²` (default 1; `→ 0` makes them observed exactly).
     pub noise: f64,
+    /// Working noise variance `τ_d²` of discrete columns under
+    /// [`LossScale::Fisher`] (default 0.25).
+    pub discrete_noise: f64,
+    /// How the losses are weighted (default [`LossScale::Auto`]).
+    pub scale: LossScale,
     /// Loss per column (default auto-detected).
     pub losses: LossChoice,
-    /// Most outer iterations (default 300).
+    /// Most outer iterations (default 100).
     pub max_iter: usize,
-    /// Relative decrease of `G` that stops the iterations (default 1e-7).
+    /// Relative decrease of `G` that stops the iterations (default 1e-5).
     pub tol: f64,
 }
 
@@ -83,6 +141,8 @@ impl IgglOptions {
             nu: DEFAULT_NU,
             posterior: false,
             noise: 1.0,
+            discrete_noise: DEFAULT_DISCRETE_NOISE,
+            scale: LossScale::Auto,
             losses: LossChoice::Auto,
             max_iter: 100,
             tol: 1e-5,
@@ -91,7 +151,28 @@ impl IgglOptions {
 }
 
 /// The default scale weight `ν` (see the crate docs, "Choice of ν").
-pub const DEFAULT_NU: f64 = 10.0;
+pub const DEFAULT_NU: f64 = 3.0;
+
+/// The default working noise variance `τ_d²` of discrete columns under
+/// [`LossScale::Fisher`] (see the crate docs, "Loss scale").
+pub const DEFAULT_DISCRETE_NOISE: f64 = 0.25;
+
+/// The weight of each column's loss in `F` (see [`LossScale`]); `alpha0`
+/// holds the intercept-only fits.
+pub fn loss_weights(losses: &[Loss], alpha0: &[f64], o: &IgglOptions) -> Vec<f64> {
+    let fisher = o.scale.resolve(losses) == LossScale::Fisher;
+    losses
+        .iter()
+        .zip(alpha0)
+        .map(|(l, &a)| match l {
+            Loss::Gaussian | Loss::Huber { .. } => 1.0 / o.noise,
+            // The curvature at a finite intercept is positive: `prepare`
+            // rejects constant columns, and `intercept` clamps the mean.
+            _ if fisher => 1.0 / (o.discrete_noise * l.curvature(a)),
+            _ => 1.0,
+        })
+        .collect()
+}
 
 /// A fitted IGGL model.
 #[derive(Clone, Debug)]
@@ -282,19 +363,18 @@ pub fn iggl(d: &Dataset, o: &IgglOptions, warm: Option<&IgglFit>) -> Result<Iggl
     );
     ensure!(
         o.noise.is_finite() && o.noise > 0.0,
-        "iggl: the noise fraction τ² = {} must be positive",
+        "iggl: the noise variance τ² = {} must be positive",
         o.noise
+    );
+    ensure!(
+        o.discrete_noise.is_finite() && o.discrete_noise > 0.0,
+        "iggl: the discrete noise variance τ_d² = {} must be positive",
+        o.discrete_noise
     );
     let (n, p) = (d.n(), d.p());
     let (losses, x) = prepare(d, &o.losses)?;
-    let wt: Vec<f64> = losses
-        .iter()
-        .map(|l| match l {
-            Loss::Gaussian | Loss::Huber { .. } => 1.0 / o.noise,
-            _ => 1.0,
-        })
-        .collect();
     let alpha0: Vec<f64> = losses.iter().zip(&x).map(|(l, c)| l.intercept(c)).collect();
+    let wt = loss_weights(&losses, &alpha0, o);
     // Fixed curvatures: the global bound, or for Poisson the curvature at
     // the intercept-only fit (the mean count).
     let lj: Vec<f64> = losses
@@ -399,4 +479,95 @@ pub fn iggl(d: &Dataset, o: &IgglOptions, warm: Option<&IgglFit>) -> Result<Iggl
         converged,
         omega: gfit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn losses_and_intercepts() -> (Vec<Loss>, Vec<f64>) {
+        let ls = vec![Loss::Logistic, Loss::Poisson, Loss::Logistic];
+        // P(x = 1) = 0.2, mean count 3, P(x = 1) = 0.5.
+        let a = vec![(0.2f64 / 0.8).ln(), 3f64.ln(), 0.0];
+        (ls, a)
+    }
+
+    #[test]
+    fn fisher_scale_gives_every_discrete_column_the_same_working_noise() {
+        let (ls, a) = losses_and_intercepts();
+        let o = IgglOptions {
+            scale: LossScale::Fisher,
+            ..IgglOptions::new(0.1)
+        };
+        let w = loss_weights(&ls, &a, &o);
+        // Weighted curvature at the intercept-only fit: 1/τ_d² for each.
+        let curv = [0.2 * 0.8, 3.0, 0.25];
+        for j in 0..3 {
+            assert!(
+                (w[j] * curv[j] - 1.0 / DEFAULT_DISCRETE_NOISE).abs() < 1e-12,
+                "column {j}: weight {} times curvature {}",
+                w[j],
+                curv[j]
+            );
+        }
+        // Explicit Fisher with another τ_d²: the weights scale as 1/τ_d².
+        let w1 = loss_weights(
+            &ls,
+            &a,
+            &IgglOptions {
+                scale: LossScale::Fisher,
+                discrete_noise: 1.0,
+                ..o.clone()
+            },
+        );
+        assert!((w1[2] - 4.0).abs() < 1e-12 && (w1[1] - 1.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn auto_is_fisher_on_binary_data_only() {
+        let (mut ls, mut a) = losses_and_intercepts();
+        let auto = IgglOptions::new(0.1);
+        assert_eq!(auto.scale, LossScale::Auto);
+        let w = loss_weights(&[ls[0], ls[2]], &[a[0], a[2]], &auto);
+        let expect = [1.0 / (0.25 * 0.16), 1.0 / (0.25 * 0.25)];
+        assert!((w[0] - expect[0]).abs() < 1e-12 && (w[1] - expect[1]).abs() < 1e-12);
+        // A count column, or a continuous one, keeps the natural weights.
+        assert_eq!(loss_weights(&ls, &a, &auto), vec![1.0; 3]);
+        ls.push(Loss::Gaussian);
+        a.push(0.0);
+        let o = IgglOptions {
+            noise: 0.5,
+            ..IgglOptions::new(0.1)
+        };
+        assert_eq!(loss_weights(&ls, &a, &o), vec![1.0, 1.0, 1.0, 2.0]);
+        let natural = IgglOptions {
+            scale: LossScale::Natural,
+            ..o.clone()
+        };
+        assert_eq!(loss_weights(&ls[..3], &a[..3], &natural), vec![1.0; 3]);
+        let fisher = IgglOptions {
+            scale: LossScale::Fisher,
+            ..o
+        };
+        // Gaussian columns keep 1/τ² under Fisher.
+        assert_eq!(loss_weights(&ls, &a, &fisher)[3], 2.0);
+        assert!("fisher".parse::<LossScale>().unwrap() == LossScale::Fisher);
+        let e = "fish".parse::<LossScale>().unwrap_err().to_string();
+        assert!(e.contains("expected auto, natural or fisher"), "{e}");
+    }
+
+    #[test]
+    fn a_non_positive_discrete_noise_is_a_clear_error() {
+        let d = Dataset::new(
+            vec!["a".into(), "b".into()],
+            vec![vec![0.0, 1.0, 1.0, 0.0], vec![1.0, 1.0, 0.0, 0.0]],
+        )
+        .unwrap();
+        let o = IgglOptions {
+            discrete_noise: 0.0,
+            ..IgglOptions::new(0.1)
+        };
+        let e = iggl(&d, &o, None).unwrap_err().to_string();
+        assert!(e.contains("τ_d² = 0 must be positive"), "{e}");
+    }
 }

@@ -18,7 +18,7 @@ fn auc(sim: &caracal_graph::Simulated, method: Method) -> (f64, f64, (f64, f64))
 }
 
 #[test]
-fn iggl_beats_glasso_on_counts_and_binary_hubs_and_stays_close_otherwise() {
+fn iggl_beats_glasso_on_binary_and_count_data() {
     println!(
         "| data | graph | IGGL AUC | glasso AUC | npn-glasso AUC | latent-glasso AUC | MB AUC | IGGL F1 | glasso F1 |"
     );
@@ -47,11 +47,12 @@ fn iggl_beats_glasso_on_counts_and_binary_hubs_and_stays_close_otherwise() {
                 iend.0, iend.1, gend.0, gend.1
             );
             // Fairness of the comparison: the AUC closes each path with a
-            // straight segment to (1, 1), which costs a path that stops short.
-            // IGGL's path must reach at least as far along both axes as
-            // glasso's, so no shortfall of its λ grid is counted against it.
+            // straight segment to (1, 1), which costs a path that stops short
+            // of TPR 1. IGGL's path must reach TPR 1, or at least as far along
+            // both axes as glasso's, so no shortfall of its λ grid is counted
+            // for or against it.
             assert!(
-                iend.0 >= gend.0 && iend.1 >= gend.1,
+                iend.1 >= gend.1 && (iend.1 == 1.0 || iend.0 >= gend.0),
                 "{data:?} {graph:?}: IGGL's path ends at {iend:?}, short of glasso's {gend:?}"
             );
             // The rank-based latent correlation (counts read as continuous
@@ -62,25 +63,17 @@ fn iggl_beats_glasso_on_counts_and_binary_hubs_and_stays_close_otherwise() {
                     "{graph:?}: latent-glasso AUC {la:.3} does not beat glasso's {ga:.3}"
                 );
             }
-            match (data, graph) {
-                // Counts with unequal means: the log link puts the columns on one scale.
-                (DataKind::Counts, _) => assert!(
-                    ia > ga + 0.02,
-                    "{graph:?}: IGGL AUC {ia:.3} does not beat glasso's {ga:.3}"
-                ),
-                // Binary hubs: IGGL (ν = 10) beats raw glasso.
-                (_, GraphKind::Hub) => assert!(
-                    ia > ga,
-                    "{graph:?}: IGGL AUC {ia:.3} does not beat glasso's {ga:.3}"
-                ),
-                // Binary random and scale-free: IGGL still trails raw glasso
-                // (0.964 vs 0.977 and 0.974; see the crate docs for why).
-                // Guard against regressions only.
-                _ => assert!(
-                    ia > ga - 0.02,
-                    "{graph:?}: IGGL AUC {ia:.3} far below glasso's {ga:.3}"
-                ),
-            }
+            // Counts with unequal means: the log link puts the columns on one
+            // scale. Binary: the Fisher loss scale (the default when every
+            // column is binary) calibrates the shrinkage of each row's
+            // posterior mode; over 30 seeds per graph it is ahead of raw
+            // glasso on 25 random, 30 scale-free and 30 hub graphs (see the
+            // crate docs, "Loss scale").
+            let margin = if data == DataKind::Counts { 0.02 } else { 0.0 };
+            assert!(
+                ia > ga + margin,
+                "{data:?} {graph:?}: IGGL AUC {ia:.3} does not beat glasso's {ga:.3} by {margin}"
+            );
         }
     }
 }

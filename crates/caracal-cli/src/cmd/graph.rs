@@ -37,6 +37,12 @@ pub enum GraphCmd {
         /// IGGL loss for every column: auto, gaussian, logistic, poisson, huber.
         #[arg(long, default_value = "auto")]
         loss: String,
+        /// IGGL loss weighting: auto (fisher when every column is binary,
+        /// natural otherwise), natural (each loss as written) or fisher
+        /// (binary and count losses divided by their curvature at the
+        /// intercept-only fit, times τ_d² = 0.25).
+        #[arg(long, default_value = "auto")]
+        scale: String,
         /// λ selection on a path: auto (StARS for iggl, eBIC otherwise), ebic or stars.
         #[arg(long, default_value = "auto")]
         select: String,
@@ -182,21 +188,25 @@ pub fn run(c: GraphCmd) -> Result<()> {
             lambda,
             path,
             loss,
+            scale,
             select,
             unpenalized_diagonal,
             or_rule,
             truth,
             json,
         } => {
-            let o = options(
-                &method,
-                lambda,
-                path,
-                &loss,
-                &select,
-                unpenalized_diagonal,
-                or_rule,
-            )?;
+            let o = FitOptions {
+                scale: scale.parse()?,
+                ..options(
+                    &method,
+                    lambda,
+                    path,
+                    &loss,
+                    &select,
+                    unpenalized_diagonal,
+                    or_rule,
+                )?
+            };
             let (d, known) = match &data {
                 Some(p) => (Dataset::read_csv(p)?, None),
                 None => {
@@ -234,20 +244,28 @@ pub fn run(c: GraphCmd) -> Result<()> {
             };
             if json {
                 let mut v = fit_json(&f, &d.names);
+                if f.method == Method::Iggl {
+                    v["loss_scale"] = json!(o.scale.resolve(&f.losses).name());
+                }
                 if let Some(r) = recovery {
                     v["recovery"] = r;
                 }
                 println!("{}", serde_json::to_string(&v)?);
             } else {
                 println!(
-                    "{} on {} rows × {} columns: λ = {:.4}, {} edges, objective {:.6}, {} iterations",
+                    "{} on {} rows × {} columns: λ = {:.4}, {} edges, objective {:.6}, {} iterations{}",
                     f.method.name(),
                     d.n(),
                     d.p(),
                     f.lambda,
                     f.edges.len(),
                     f.objective,
-                    f.iterations
+                    f.iterations,
+                    if f.method == Method::Iggl {
+                        format!(", {} loss scale", o.scale.resolve(&f.losses).name())
+                    } else {
+                        String::new()
+                    }
                 );
                 for e in &f.edges {
                     println!("  {} — {}  {:+.4}", d.names[e.i], d.names[e.j], e.weight);
