@@ -16,7 +16,8 @@
 //! (`DATA=counts`, `gaussian`, `t` or `mixed` for the same table on other
 //! simulated data, without the tetrachoric column). The last column is IGGL
 //! at its settings before the loss scale (ν = 10, natural weights);
-//! `SCALE=natural` or `fisher` overrides the loss scale of the IGGL column.
+//! `NU`, `TAU_D2` (`τ_d²`) and `SCALE=natural|fisher` override the settings
+//! of the IGGL column.
 #![allow(clippy::needless_range_loop)]
 use caracal_graph::{
     adjacency, cov2cor, covariance, edge_recovery, glasso_path, lambda_grid, lambda_max,
@@ -99,7 +100,10 @@ fn main() -> caracal_core::Result<()> {
     let binary = data == DataKind::Binary;
     let seeds: u64 = caracal_core::knob::env("SEEDS", 10)?;
     let first: u64 = caracal_core::knob::env("FIRST_SEED", 1)?;
-    // `SCALE=natural|fisher` overrides IGGL's automatic loss scale.
+    // `NU`, `TAU_D2` and `SCALE=natural|fisher` override IGGL's defaults.
+    let nu: f64 = caracal_core::knob::env("NU", caracal_graph::iggl::DEFAULT_NU)?;
+    let tau_d2: f64 =
+        caracal_core::knob::env("TAU_D2", caracal_graph::iggl::DEFAULT_DISCRETE_NOISE)?;
     let scale: LossScale = caracal_core::knob::env("SCALE", String::from("auto"))?
         .parse()
         .map_err(|e| caracal_core::Error::Invalid(format!("SCALE: {e}")))?;
@@ -146,6 +150,8 @@ fn main() -> caracal_core::Result<()> {
                     &sim,
                     FitOptions {
                         scale,
+                        nu,
+                        discrete_noise: tau_d2,
                         ..FitOptions::default()
                     },
                 ),

@@ -5,7 +5,7 @@ use crate::covariance::{correlation, covariance};
 use crate::data::Dataset;
 use crate::edges::{adjacency, edges, Edge};
 use crate::glasso::{log_det, Diagonal, GlassoOptions};
-use crate::iggl::{latent_cov, IgglOptions, LossChoice, LossScale};
+use crate::iggl::{latent_cov, prepare, IgglOptions, LossChoice, LossScale};
 use crate::latent::latent_correlation;
 use crate::loss::Loss;
 use crate::neighbourhood::Rule;
@@ -104,6 +104,9 @@ pub struct FitOptions {
     pub nu: f64,
     /// IGGL loss weighting (default [`LossScale::Auto`]).
     pub scale: LossScale,
+    /// IGGL working noise variance `τ_d²` of discrete columns under the
+    /// Fisher scale (default [`crate::iggl::DEFAULT_DISCRETE_NOISE`]).
+    pub discrete_noise: f64,
     /// Glasso diagonal convention (default penalized, as R).
     pub diagonal: Diagonal,
     /// Neighbourhood-selection rule (default AND).
@@ -128,6 +131,7 @@ impl Default for FitOptions {
             losses: LossChoice::Auto,
             nu: crate::iggl::DEFAULT_NU,
             scale: LossScale::Auto,
+            discrete_noise: crate::iggl::DEFAULT_DISCRETE_NOISE,
             diagonal: Diagonal::Penalized,
             rule: Rule::And,
             npn: Npn::Shrinkage,
@@ -200,6 +204,7 @@ fn iggl_options(o: &FitOptions, lambda: f64) -> IgglOptions {
     IgglOptions {
         nu: o.nu,
         scale: o.scale,
+        discrete_noise: o.discrete_noise,
         losses: o.losses.clone(),
         ..IgglOptions::new(lambda)
     }
@@ -330,8 +335,21 @@ pub fn fit_path(d: &Dataset, o: &FitOptions) -> Result<PathFit> {
         ),
         Selection::Stars | Selection::Auto => {
             pb.set_message("StARS subsamples");
+            // IGGL's losses and loss scale are decided on the full data, so a
+            // subsample cannot detect another loss or scale for a column.
+            let sub_o = match o.method {
+                Method::Iggl => {
+                    let (losses, _) = prepare(d, &o.losses)?;
+                    FitOptions {
+                        scale: o.scale.resolve(&losses),
+                        losses: LossChoice::PerColumn(losses),
+                        ..o.clone()
+                    }
+                }
+                _ => o.clone(),
+            };
             let st = stars(d, &stars_opts, |sub| {
-                let path = fit_lambdas(sub, o, &lambdas)?
+                let path = fit_lambdas(sub, &sub_o, &lambdas)?
                     .iter()
                     .map(|f| adjacency(&f.precision))
                     .collect();

@@ -14,8 +14,8 @@
 //! ```
 //!
 //! The loss weights `w_j` are fixed before the first iteration
-//! ([`LossScale`], [`loss_weights`]). The term `ν Σ Ω_jj` fixes the scale degeneracy: without it `Z → 0`,
-//! `Ω → ∞` drives `F → −∞`. With it, Hadamard's inequality gives
+//! ([`LossScale`], [`loss_weights`]). The term `ν Σ Ω_jj` fixes the scale
+//! degeneracy: without it `Z → 0`, `Ω → ∞` drives `F → −∞`. With it, Hadamard's inequality gives
 //! `−ln det Ω + ν Σ Ω_jj ≥ p (1 + ln ν)`, so `F` is bounded below, and the
 //! latent covariance `W = Ω⁻¹` has its diagonal pinned at `S_Z,jj + ν`.
 //!
@@ -166,8 +166,8 @@ pub fn loss_weights(losses: &[Loss], alpha0: &[f64], o: &IgglOptions) -> Vec<f64
         .zip(alpha0)
         .map(|(l, &a)| match l {
             Loss::Gaussian | Loss::Huber { .. } => 1.0 / o.noise,
-            // The curvature at a finite intercept is positive: `prepare`
-            // rejects constant columns, and `intercept` clamps the mean.
+            // The curvature at the intercept is positive: `intercept` clamps
+            // the mean away from 0 (and 1), even for a constant column.
             _ if fisher => 1.0 / (o.discrete_noise * l.curvature(a)),
             _ => 1.0,
         })
