@@ -93,7 +93,8 @@ fn options_auc(sim: &caracal_graph::Simulated, o: FitOptions) -> f64 {
 }
 
 fn main() -> caracal_core::Result<()> {
-    // `DATA=counts` runs the same table on count data (no tetrachoric column).
+    // `DATA=counts|gaussian|t|mixed` runs the same table on other data (no
+    // tetrachoric column).
     let data: DataKind = caracal_core::knob::env("DATA", String::from("binary"))?
         .parse()
         .map_err(|e| caracal_core::Error::Invalid(format!("DATA: {e}")))?;

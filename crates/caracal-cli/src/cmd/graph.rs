@@ -242,10 +242,12 @@ pub fn run(c: GraphCmd) -> Result<()> {
                 }
                 (None, _) => (fit_graph(&d, &o)?, None),
             };
+            // The loss scale IGGL used (`auto` resolved on these columns).
+            let scale_used = (f.method == Method::Iggl).then(|| o.scale.resolve(&f.losses).name());
             if json {
                 let mut v = fit_json(&f, &d.names);
-                if f.method == Method::Iggl {
-                    v["loss_scale"] = json!(o.scale.resolve(&f.losses).name());
+                if let Some(s) = scale_used {
+                    v["loss_scale"] = json!(s);
                 }
                 if let Some(r) = recovery {
                     v["recovery"] = r;
@@ -261,11 +263,9 @@ pub fn run(c: GraphCmd) -> Result<()> {
                     f.edges.len(),
                     f.objective,
                     f.iterations,
-                    if f.method == Method::Iggl {
-                        format!(", {} loss scale", o.scale.resolve(&f.losses).name())
-                    } else {
-                        String::new()
-                    }
+                    scale_used
+                        .map(|s| format!(", {s} loss scale"))
+                        .unwrap_or_default()
                 );
                 for e in &f.edges {
                     println!("  {} — {}  {:+.4}", d.names[e.i], d.names[e.j], e.weight);
