@@ -8,6 +8,45 @@ use crate::model::Llama;
 use candle_core::{DType, Tensor, Var};
 use caracal_core::{Result, Rng};
 
+/// How a fresh scoring head is initialized.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HeadInit {
+    /// `N(0, 1/H)`: std `1/√H`, so `E‖W‖ ≈ 1` for one label (the BSR
+    /// paper's `initialize_reward_model_head`).
+    InvSqrtHidden,
+    /// `N(0, 0.02²)`: Hugging Face's `initializer_range`.
+    HuggingFace,
+    /// `N(0, std²)`.
+    Std(f64),
+}
+
+impl HeadInit {
+    /// The standard deviation for a hidden size `h`.
+    pub fn std(self, h: usize) -> f64 {
+        match self {
+            HeadInit::InvSqrtHidden => 1.0 / (h as f64).sqrt(),
+            HeadInit::HuggingFace => 0.02,
+            HeadInit::Std(s) => s,
+        }
+    }
+}
+
+impl std::str::FromStr for HeadInit {
+    type Err = caracal_core::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "paper" | "inv-sqrt-hidden" => Ok(HeadInit::InvSqrtHidden),
+            "hf" | "huggingface" => Ok(HeadInit::HuggingFace),
+            other => match other.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(HeadInit::Std(v)),
+                _ => Err(caracal_core::Error::invalid(format!(
+                    "head initialization `{other}` is unknown; use `paper` (std 1/sqrt(H)), `hf` (std 0.02) or a positive std"
+                ))),
+            },
+        }
+    }
+}
+
 /// A decoder plus a linear scoring head.
 #[derive(Clone, Debug)]
 pub struct SequenceClassifier {
@@ -22,19 +61,54 @@ impl SequenceClassifier {
     /// Wrap `model` with a head of `num_labels` outputs, initialized
     /// `N(0, 0.02²)` from `seed`.
     pub fn new(model: Llama, num_labels: usize, pad_id: u32, seed: u64) -> Result<Self> {
+        Self::with_init(model, num_labels, pad_id, HeadInit::HuggingFace, seed)
+    }
+
+    /// Wrap `model` with a fresh head of `num_labels` outputs drawn as
+    /// `init` says from `seed`.
+    pub fn with_init(
+        model: Llama,
+        num_labels: usize,
+        pad_id: u32,
+        init: HeadInit,
+        seed: u64,
+    ) -> Result<Self> {
         if num_labels == 0 {
             caracal_core::bail!("num_labels is 0; a classifier needs at least one output");
         }
         let h = model.config().hidden_size;
-        let w = Rng::new(seed).normal_vec_f32(num_labels * h, 0.02);
-        let score = Var::from_tensor(
-            &Tensor::from_vec(w, (num_labels, h), model.device())?.to_dtype(model.dtype())?,
-        )?;
+        let w = Rng::new(seed).normal_vec_f32(num_labels * h, init.std(h) as f32);
+        let score = Tensor::from_vec(w, (num_labels, h), model.device())?;
+        Self::with_head(model, score, pad_id)
+    }
+
+    /// Wrap `model` with a given head `[num_labels, hidden]` (a loaded
+    /// `score.weight`).
+    pub fn with_head(model: Llama, score: Tensor, pad_id: u32) -> Result<Self> {
+        let h = model.config().hidden_size;
+        match score.dims() {
+            [l, hh] if *l > 0 && *hh == h => {}
+            d => caracal_core::bail!(
+                "the score head has shape {d:?}; expected [num_labels, {h}] for this model"
+            ),
+        }
+        if pad_id as usize >= model.config().vocab_size {
+            caracal_core::bail!(
+                "pad id {pad_id} is outside the vocabulary of {} tokens",
+                model.config().vocab_size
+            );
+        }
+        let score = Var::from_tensor(&score.to_dtype(model.dtype())?)?;
         Ok(SequenceClassifier {
             model,
             score,
             pad_id,
         })
+    }
+
+    /// Number of outputs.
+    pub fn num_labels(&self) -> usize {
+        self.score.dims()[0]
     }
 
     /// The rightmost non-pad position of each row of `ids` `[B, T]`.
@@ -53,8 +127,9 @@ impl SequenceClassifier {
             .collect()
     }
 
-    /// Scores `[B, num_labels]` for right-padded `ids` `[B, T]`.
-    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+    /// The final hidden state `[B, H]` (after the last norm) at each row's
+    /// last non-pad token, for right-padded `ids` `[B, T]`.
+    pub fn pooled(&self, ids: &Tensor) -> Result<Tensor> {
         let last = self.last_positions(ids)?;
         let hidden = self.model.forward_hidden(ids, None)?;
         let (b, t, h) = hidden.dims3()?;
@@ -64,8 +139,17 @@ impl SequenceClassifier {
             .map(|(i, &p)| (i * t + p) as u32)
             .collect();
         let idx = Tensor::new(idx.as_slice(), hidden.device())?;
-        let pooled = hidden.reshape((b * t, h))?.index_select(&idx, 0)?;
+        Ok(hidden.reshape((b * t, h))?.index_select(&idx, 0)?)
+    }
+
+    /// Apply the head to pooled hidden states `[B, H]`: `[B, num_labels]`.
+    pub fn head(&self, pooled: &Tensor) -> Result<Tensor> {
         Ok(pooled.matmul(&self.score.as_tensor().t()?)?)
+    }
+
+    /// Scores `[B, num_labels]` for right-padded `ids` `[B, T]`.
+    pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.head(&self.pooled(ids)?)
     }
 
     /// The decoder's variables plus `score.weight`.

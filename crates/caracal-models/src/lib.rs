@@ -50,7 +50,7 @@ pub use attention::{
     causal_attention_fused, causal_mask, causal_mask_offset, repeat_kv,
     scaled_dot_product_attention,
 };
-pub use classify::SequenceClassifier;
+pub use classify::{HeadInit, SequenceClassifier};
 pub use config::{Llama3Scaling, LlamaConfig};
 pub use generate::{generate, GenerateOptions, Sampling};
 pub use gguf::GgufWeights;

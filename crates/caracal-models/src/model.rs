@@ -72,6 +72,27 @@ impl Llama {
         src: &mut dyn WeightSource,
         device: &Device,
     ) -> Result<Self> {
+        Self::build(cfg, src, device, true)
+    }
+
+    /// Build the decoder only, for a model whose output is not the LM head
+    /// (Hugging Face's `LlamaForSequenceClassification` stores no
+    /// `lm_head.weight`): a separate LM head is read when the source has
+    /// one, and otherwise the embedding stands in for it.
+    pub fn from_source_backbone(
+        cfg: &LlamaConfig,
+        src: &mut dyn WeightSource,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(cfg, src, device, false)
+    }
+
+    fn build(
+        cfg: &LlamaConfig,
+        src: &mut dyn WeightSource,
+        device: &Device,
+        need_lm_head: bool,
+    ) -> Result<Self> {
         cfg.validate()?;
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         let (dq, dkv) = (
@@ -96,7 +117,7 @@ impl Llama {
             });
         }
         let norm = var(src.tensor("model.norm.weight", &[h])?)?;
-        let lm_head = if cfg.tie_word_embeddings && !src.has("lm_head.weight") {
+        let lm_head = if (cfg.tie_word_embeddings || !need_lm_head) && !src.has("lm_head.weight") {
             None
         } else {
             Some(src.linear("lm_head.weight", (cfg.vocab_size, h))?)

@@ -55,6 +55,44 @@ impl Tokenizer {
         }
     }
 
+    /// Token ids of `text` with the tokenizer's own special-token rules (its
+    /// post-processor may add BOS/EOS), as `tokenizer(text)` in
+    /// transformers. The byte tokenizer has none.
+    pub fn encode_with_special(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Tokenizer::Bytes => self.encode(text),
+            Tokenizer::Hf(t) => Ok(t
+                .encode(text, true)
+                .map_err(|e| Error::invalid(format!("cannot tokenize: {e}")))?
+                .get_ids()
+                .to_vec()),
+        }
+    }
+
+    /// The token string of `id`, special tokens included.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        match self {
+            Tokenizer::Bytes => None,
+            Tokenizer::Hf(t) => t.id_to_token(id),
+        }
+    }
+
+    /// Write a `tokenizer.json` (atomically); the byte tokenizer has no file.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        match self {
+            Tokenizer::Bytes => Err(Error::invalid(
+                "the byte tokenizer has no tokenizer.json to write",
+            )),
+            Tokenizer::Hf(t) => {
+                let s = t.to_string(false).map_err(|e| {
+                    Error::file(path, format!("cannot serialize the tokenizer: {e}"))
+                })?;
+                caracal_core::write_atomic(path, s.as_bytes())
+            }
+        }
+    }
+
     /// Text of `ids` (invalid UTF-8 replaced).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         match self {

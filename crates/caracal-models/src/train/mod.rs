@@ -11,5 +11,5 @@ pub mod trainer;
 pub use corpus::grammar_corpus;
 pub use data::TokenData;
 pub use optim::{AdamW, AdamWConfig};
-pub use schedule::CosineSchedule;
+pub use schedule::{CosineSchedule, LinearSchedule};
 pub use trainer::{evaluate, EvalStats, StepStats, TrainOptions, Trainer};

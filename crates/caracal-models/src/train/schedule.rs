@@ -23,9 +23,46 @@ impl CosineSchedule {
     }
 }
 
+/// Linear warmup to the peak, then linear decay to zero at `total`
+/// (transformers' `get_linear_schedule_with_warmup`, TRL's default).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LinearSchedule {
+    pub peak: f64,
+    pub warmup: usize,
+    pub total: usize,
+}
+
+impl LinearSchedule {
+    /// The learning rate for optimizer step `step` (0-based), as
+    /// transformers computes it: `peak·step/warmup` during warmup, then
+    /// `peak·(total − step)/(total − warmup)`.
+    pub fn lr(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            return self.peak * step as f64 / self.warmup as f64;
+        }
+        let span = self.total.saturating_sub(self.warmup).max(1);
+        self.peak * (self.total.saturating_sub(step)) as f64 / span as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linear_schedule_matches_transformers() {
+        let s = LinearSchedule {
+            peak: 1e-3,
+            warmup: 5,
+            total: 105,
+        };
+        assert_eq!(s.lr(0), 0.0);
+        assert!((s.lr(1) - 2e-4).abs() < 1e-15);
+        assert!((s.lr(5) - 1e-3).abs() < 1e-15);
+        assert!((s.lr(55) - 5e-4).abs() < 1e-15);
+        assert_eq!(s.lr(105), 0.0);
+        assert_eq!(s.lr(200), 0.0);
+    }
 
     #[test]
     fn warms_up_then_decays_to_the_floor() {

@@ -1,0 +1,414 @@
+//! Training a reward model on preference pairs: each micro-batch of `B`
+//! pairs runs its `2B` sequences through the model at once, the objective
+//! ([`RewardObjective`]; BSR's mean is over that micro-batch) is
+//! backpropagated, gradients are accumulated, clipped by global norm and
+//! applied by AdamW under linear warmup and decay (the BSR recipe: 5%
+//! warmup, linear decay). The pair order of epoch `e` is a permutation
+//! drawn from `(seed, e)` alone, so a run resumed from a checkpoint sees
+//! exactly the batches an uninterrupted run would have seen.
+
+pub mod checkpoint;
+
+use crate::eval::{evaluate, EvalReport, RewardMetrics};
+use crate::loss::RewardObjective;
+use crate::pairs::TokenPair;
+use crate::reward_model::RewardModel;
+use candle_core::{DType, Tensor, Var};
+use caracal_core::progress::JsonlLog;
+use caracal_core::{Error, Result, Rng};
+use caracal_models::train::{AdamW, AdamWConfig, LinearSchedule};
+use std::path::Path;
+use std::time::Instant;
+
+/// Everything that fixes a reward-model training run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RmTrainOptions {
+    pub objective: RewardObjective,
+    pub epochs: usize,
+    /// Pairs per micro-batch (BSR's `B`).
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Share of the steps spent warming up.
+    pub warmup_ratio: f64,
+    pub adamw: AdamWConfig,
+    /// Clip the global gradient norm to this.
+    pub clip: Option<f64>,
+    pub seed: u64,
+    /// Evaluate every this many steps (0: at the end only).
+    pub eval_every: usize,
+    /// Checkpoint every this many steps (0: at the end only).
+    pub ckpt_every: usize,
+}
+
+impl Default for RmTrainOptions {
+    /// TRL's `RewardConfig` defaults where the BSR recipe does not say
+    /// otherwise: 1 epoch, AdamW (0.9, 0.999, 1e-8, no decay), clip 1.0,
+    /// 5% warmup and linear decay (the paper's); micro-batch 8 pairs,
+    /// lr 1e-5.
+    fn default() -> Self {
+        RmTrainOptions {
+            objective: RewardObjective::default(),
+            epochs: 1,
+            batch_size: 8,
+            grad_accum: 1,
+            lr: 1e-5,
+            warmup_ratio: 0.05,
+            adamw: AdamWConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+            },
+            clip: Some(1.0),
+            seed: 0,
+            eval_every: 0,
+            ckpt_every: 100,
+        }
+    }
+}
+
+impl RmTrainOptions {
+    /// Check the options once.
+    pub fn validate(&self) -> Result<()> {
+        self.objective.validate()?;
+        for (name, v) in [
+            ("--epochs", self.epochs),
+            ("--batch-size", self.batch_size),
+            ("--grad-accum", self.grad_accum),
+        ] {
+            if v == 0 {
+                caracal_core::bail!("{name} is 0; it must be at least 1");
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            caracal_core::bail!("--lr is {}; it must be positive", self.lr);
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            caracal_core::bail!(
+                "--warmup-ratio is {}; it must be in [0, 1)",
+                self.warmup_ratio
+            );
+        }
+        if let Some(c) = self.clip {
+            if c.is_nan() || c <= 0.0 {
+                caracal_core::bail!("gradient clip {c} must be positive");
+            }
+        }
+        Ok(())
+    }
+
+    /// Optimizer steps per epoch for `n` pairs.
+    pub fn steps_per_epoch(&self, n: usize) -> usize {
+        n.div_ceil(self.batch_size * self.grad_accum)
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RmStepStats {
+    pub step: usize,
+    pub epoch: f64,
+    #[serde(flatten)]
+    pub metrics: RewardMetrics,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub seconds: f64,
+}
+
+/// A reward model with its optimizer state.
+pub struct RmTrainer {
+    pub rm: RewardModel,
+    pub opts: RmTrainOptions,
+    pub opt: AdamW,
+    /// Optimizer steps completed.
+    pub step: usize,
+    /// Training pairs the run was started with.
+    pub train_pairs: usize,
+    vars: Vec<Var>,
+}
+
+impl RmTrainer {
+    /// Start training `rm` on `n_pairs` pairs from step 0.
+    pub fn new(rm: RewardModel, opts: RmTrainOptions, n_pairs: usize) -> Result<Self> {
+        opts.validate()?;
+        if n_pairs == 0 {
+            caracal_core::bail!("no training pairs (all were dropped, or the file is empty)");
+        }
+        if rm.clf.model.mode == caracal_models::KernelMode::Candle {
+            caracal_core::bail!(
+                "kernel mode `candle` is for inference only; train with `fused` or `reference`"
+            );
+        }
+        let vars: Vec<Var> = rm.clf.named_vars().into_iter().map(|(_, v)| v).collect();
+        let opt = AdamW::new(opts.adamw.clone(), &vars)?;
+        Ok(RmTrainer {
+            rm,
+            opts,
+            opt,
+            step: 0,
+            train_pairs: n_pairs,
+            vars,
+        })
+    }
+
+    /// Continue from a checkpoint written by [`RmTrainer::save`].
+    pub fn resume(path: &Path, device: &candle_core::Device) -> Result<Self> {
+        let l = checkpoint::load(path, device)?;
+        let vars: Vec<Var> = l
+            .model
+            .clf
+            .named_vars()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        Ok(RmTrainer {
+            rm: l.model,
+            opts: l.meta.opts,
+            opt: l.opt,
+            step: l.meta.step,
+            train_pairs: l.meta.train_pairs,
+            vars,
+        })
+    }
+
+    /// Total optimizer steps of the run.
+    pub fn total_steps(&self) -> usize {
+        self.opts.epochs * self.opts.steps_per_epoch(self.train_pairs)
+    }
+
+    fn schedule(&self) -> LinearSchedule {
+        let total = self.total_steps();
+        LinearSchedule {
+            peak: self.opts.lr,
+            warmup: (self.opts.warmup_ratio * total as f64).ceil() as usize,
+            total,
+        }
+    }
+
+    /// Write a checkpoint atomically into the folder `dir` (the tokenizer
+    /// beside it).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
+        let tokenizer = match &self.rm.tokenizer {
+            caracal_models::Tokenizer::Bytes => "bytes".to_string(),
+            t => {
+                let p = dir.join("tokenizer.json");
+                if !p.exists() {
+                    t.save(&p)?;
+                }
+                "tokenizer.json".to_string()
+            }
+        };
+        let meta = checkpoint::RmCheckpointMeta {
+            opts: self.opts.clone(),
+            step: self.step,
+            total_steps: self.total_steps(),
+            train_pairs: self.train_pairs,
+            pad_id: self.rm.pad_id(),
+            eos_text: self.rm.eos_text.clone(),
+            tokenizer,
+        };
+        checkpoint::save(&dir.join(checkpoint::FILE), &self.rm, &self.opt, &meta)
+    }
+
+    /// The pair indices of micro-batch `micro` of step `step`.
+    fn micro_batch(&self, step: usize, micro: usize) -> Vec<usize> {
+        let spe = self.opts.steps_per_epoch(self.train_pairs);
+        let (epoch, within) = (step / spe, step % spe);
+        let mut order: Vec<usize> = (0..self.train_pairs).collect();
+        let mut rng = Rng::new(
+            self.opts.seed ^ (0x5EED_0000 + epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        rng.shuffle(&mut order);
+        let b = self.opts.batch_size;
+        let start = (within * self.opts.grad_accum + micro) * b;
+        order.into_iter().skip(start).take(b).collect()
+    }
+
+    /// One optimizer step.
+    pub fn train_step(&mut self, pairs: &[TokenPair]) -> Result<RmStepStats> {
+        if pairs.len() != self.train_pairs {
+            caracal_core::bail!(
+                "the run was started on {} training pairs but {} were given; use the same pairs file and --max-length",
+                self.train_pairs,
+                pairs.len()
+            );
+        }
+        let t0 = Instant::now();
+        let mut sum: Vec<Option<Tensor>> = vec![None; self.vars.len()];
+        let mut metrics = Vec::new();
+        let idx: Vec<Vec<usize>> = (0..self.opts.grad_accum)
+            .map(|m| self.micro_batch(self.step, m))
+            .filter(|b| !b.is_empty())
+            .collect();
+        let n_micro = idx.len();
+        for batch in &idx {
+            let b = batch.len();
+            let seqs: Vec<&[u32]> = batch
+                .iter()
+                .map(|&i| pairs[i].chosen.as_slice())
+                .chain(batch.iter().map(|&i| pairs[i].rejected.as_slice()))
+                .collect();
+            let (_, r) = self.rm.forward(&seqs)?;
+            let (rw, rl) = (r.narrow(0, 0, b)?, r.narrow(0, b, b)?);
+            let loss = self.opts.objective.loss(&rw, &rl)?;
+            let l = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            if !l.is_finite() {
+                return Err(Error::Numeric(format!(
+                    "the training loss is {l} at step {}; lower the learning rate",
+                    self.step + 1
+                )));
+            }
+            let w: Vec<f64> = rw.to_dtype(DType::F64)?.to_vec1()?;
+            let lv: Vec<f64> = rl.to_dtype(DType::F64)?.to_vec1()?;
+            metrics.push(RewardMetrics::of(&w, &lv, l));
+            let grads = (loss / n_micro as f64)?.backward()?;
+            for (acc, v) in sum.iter_mut().zip(&self.vars) {
+                if let Some(g) = grads.get(v.as_tensor()) {
+                    let g = g.to_dtype(DType::F32)?;
+                    *acc = Some(match acc.take() {
+                        Some(a) => (a + g)?,
+                        None => g,
+                    });
+                }
+            }
+        }
+        let mut sq = 0.0f64;
+        for g in sum.iter().flatten() {
+            sq += g
+                .sqr()?
+                .sum_all()?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
+        }
+        let grad_norm = sq.sqrt();
+        if let Some(c) = self.opts.clip {
+            if grad_norm > c {
+                let s = c / (grad_norm + 1e-6);
+                for g in sum.iter_mut().flatten() {
+                    *g = (&*g * s)?;
+                }
+            }
+        }
+        let lr = self.schedule().lr(self.step);
+        self.opt.step(&self.vars, &sum, lr)?;
+        self.step += 1;
+        let spe = self.opts.steps_per_epoch(self.train_pairs);
+        Ok(RmStepStats {
+            step: self.step,
+            epoch: self.step as f64 / spe as f64,
+            metrics: RewardMetrics::mean(&metrics),
+            lr,
+            grad_norm,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Train to the end (or stop after `stop_after` steps in total, as a
+    /// simulated kill), logging one JSON line per step to `out/metrics.jsonl`,
+    /// evaluating on `eval` and checkpointing into `out`.
+    pub fn run(
+        &mut self,
+        pairs: &[TokenPair],
+        eval: Option<&[TokenPair]>,
+        out: Option<&Path>,
+        stop_after: Option<usize>,
+        mut on_step: impl FnMut(&RmStepStats, Option<&EvalReport>),
+    ) -> Result<Option<EvalReport>> {
+        let total = self.total_steps();
+        let mut log = match out {
+            Some(d) => {
+                std::fs::create_dir_all(d)
+                    .map_err(|e| Error::file(d, format!("cannot create: {e}")))?;
+                let p = d.join("metrics.jsonl");
+                truncate_log(&p, self.step)?;
+                Some(JsonlLog::append(&p)?)
+            }
+            None => None,
+        };
+        let end = stop_after.unwrap_or(total).min(total);
+        let pb = caracal_core::progress::bar(total as u64, "rm train");
+        pb.set_position(self.step as u64);
+        let mut last = None;
+        while self.step < end {
+            let s = self.train_step(pairs)?;
+            pb.set_position(s.step as u64);
+            pb.set_message(format!(
+                "loss {:.4} acc {:.3}",
+                s.metrics.loss, s.metrics.accuracy
+            ));
+            let at_end = s.step == total;
+            let ev = match eval {
+                Some(e)
+                    if (self.opts.eval_every > 0 && s.step % self.opts.eval_every == 0)
+                        || at_end =>
+                {
+                    Some(evaluate(
+                        &self.rm,
+                        e,
+                        self.opts.batch_size,
+                        &self.opts.objective,
+                        false,
+                    )?)
+                }
+                _ => None,
+            };
+            if let Some(l) = log.as_mut() {
+                let mut rec =
+                    serde_json::to_value(&s).map_err(|e| Error::invalid(e.to_string()))?;
+                if let Some(e) = &ev {
+                    for (k, v) in [
+                        ("eval_loss", e.metrics.loss),
+                        ("eval_accuracy", e.metrics.accuracy),
+                        ("eval_margin", e.metrics.margin),
+                    ] {
+                        rec[k] = v.into();
+                    }
+                }
+                l.log(&rec)?;
+            }
+            if let Some(d) = out {
+                if (self.opts.ckpt_every > 0 && s.step % self.opts.ckpt_every == 0) || at_end {
+                    self.save(d)?;
+                }
+            }
+            on_step(&s, ev.as_ref());
+            if ev.is_some() {
+                last = ev;
+            }
+        }
+        pb.finish_and_clear();
+        if self.step == total {
+            if let Some(d) = out {
+                self.rm.save(d)?;
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// Drop records after `step` from a metrics log (they came from a run that
+/// was killed after its last checkpoint).
+fn truncate_log(path: &Path, step: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s as usize <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if kept.len() != text.len() {
+        caracal_core::write_atomic(path, kept.as_bytes())?;
+    }
+    Ok(())
+}
