@@ -30,6 +30,7 @@ pub mod reward_model;
 pub mod train;
 
 // The robustness study.
+pub mod study;
 pub mod world;
 
 pub use eval::{evaluate, EvalReport, RewardMetrics};

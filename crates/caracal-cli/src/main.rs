@@ -51,6 +51,9 @@ enum Command {
     /// Data-driven attribution of marketing conversions.
     #[command(subcommand)]
     Attribution(cmd::attribution::AttributionCmd),
+    /// Reward models: Bradley–Terry with batch-wise sum-to-zero regularization (BSR).
+    #[command(subcommand)]
+    Rm(cmd::rm::RmCmd),
 }
 
 fn main() {
@@ -72,6 +75,7 @@ fn main() {
         Command::Lm(c) => cmd::lm::run(c),
         Command::Rank(c) => cmd::rank::run(c),
         Command::Attribution(c) => cmd::attribution::run(c),
+        Command::Rm(c) => cmd::rm::run(c),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -5,4 +5,5 @@ pub mod graph;
 pub mod lm;
 pub mod loglin;
 pub mod rank;
+pub mod rm;
 pub mod tour;
