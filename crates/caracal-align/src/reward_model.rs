@@ -163,11 +163,30 @@ impl RewardModel {
         self.clf.pad_id
     }
 
-    /// Write a `LlamaForSequenceClassification` folder with the tokenizer.
+    /// Write a `LlamaForSequenceClassification` folder with the tokenizer
+    /// (`tokenizer.json`, and a `tokenizer_config.json` naming the EOS and
+    /// pad tokens, so that `AutoTokenizer.from_pretrained` pads as we do).
     pub fn save(&self, dir: &Path) -> Result<()> {
         hf::save_classifier_dir(&self.clf, dir)?;
         if let Tokenizer::Hf(_) = self.tokenizer {
             self.tokenizer.save(dir.join("tokenizer.json"))?;
+            let cfg = self.clf.model.config();
+            let name = |id: Option<u32>| id.and_then(|i| self.tokenizer.id_to_token(i));
+            let mut tc = serde_json::json!({
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "model_max_length": cfg.max_position_embeddings,
+                "padding_side": "right",
+            });
+            for (k, id) in [
+                ("eos_token", cfg.eos_token_id),
+                ("bos_token", cfg.bos_token_id),
+                ("pad_token", Some(self.clf.pad_id)),
+            ] {
+                if let Some(t) = name(id) {
+                    tc[k] = t.into();
+                }
+            }
+            caracal_core::write_json_atomic(dir.join("tokenizer_config.json"), &tc)?;
         }
         Ok(())
     }

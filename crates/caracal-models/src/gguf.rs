@@ -226,16 +226,34 @@ impl GgufFile {
     }
 
     /// The tokenizer stored in the file (`tokenizer.ggml.*`).
+    ///
+    /// candle builds GPT-2-style byte-level BPE vocabularies (`tokenizer.ggml.pre`
+    /// other than qwen2/llama3/smaug-bpe/lfm2) with a pre-tokenizer that adds
+    /// a prefix space, so "The" became "ĠThe". llama.cpp and transformers' GGUF
+    /// converter add one only when `tokenizer.ggml.add_space_prefix` is true;
+    /// the pre-tokenizer is rebuilt that way, so the ids match transformers'
+    /// (tested on SmolLM2 in caracal-align's `smollm2_rm`).
     pub fn tokenizer(&self) -> Result<Tokenizer> {
         use candle_core::quantized::tokenizer::TokenizerFromGguf;
-        tokenizers::Tokenizer::from_gguf(&self.content)
-            .map(|t| Tokenizer::Hf(Box::new(t)))
-            .map_err(|e| {
-                Error::file(
-                    &self.path,
-                    format!("has no usable tokenizer: {}", crate::st::brief(&e)),
-                )
-            })
+        let mut t = tokenizers::Tokenizer::from_gguf(&self.content).map_err(|e| {
+            Error::file(
+                &self.path,
+                format!("has no usable tokenizer: {}", crate::st::brief(&e)),
+            )
+        })?;
+        let text = |k: &str| self.meta(k).and_then(|v| v.to_string().ok()).cloned();
+        let gpt2 = text("tokenizer.ggml.model").as_deref() == Some("gpt2");
+        let pre = text("tokenizer.ggml.pre").unwrap_or_default();
+        if gpt2 && !matches!(pre.as_str(), "qwen2" | "smaug-bpe" | "lfm2" | "llama3") {
+            let space = self
+                .meta("tokenizer.ggml.add_space_prefix")
+                .and_then(|v| v.to_bool().ok())
+                .unwrap_or(false);
+            t.with_pre_tokenizer(Some(
+                tokenizers::pre_tokenizers::byte_level::ByteLevel::new(space, true, true),
+            ));
+        }
+        Ok(Tokenizer::Hf(Box::new(t)))
     }
 }
 
