@@ -1,8 +1,12 @@
-//! Parity with TRL 1.16's `RewardTrainer` on a tiny random
-//! `LlamaForSequenceClassification` that uses SmolLM2's tokenizer
-//! (`tools/make_rm_fixture.py` wrote the fixture with transformers and TRL):
-//! the same token ids for every pair, the same rewards, and the same
-//! `evaluate()` metrics with and without `center_rewards_coefficient`.
+//! Parity with TRL 1.16's `RewardTrainer`, both ways:
+//! - `rm_tiny`: a tiny random `LlamaForSequenceClassification` that uses
+//!   SmolLM2's tokenizer, written by transformers (`tools/make_rm_fixture.py`);
+//! - `rm_export`: a reward model trained and saved by caracal
+//!   (`caracal rm train --seed 7 --batch-size 8`), which transformers and TRL
+//!   load with no missing or unexpected key (`tools/check_rm_export.py`).
+//!
+//! On each: the same token ids for every pair, the same rewards, and the
+//! same `evaluate()` metrics with and without `center_rewards_coefficient`.
 
 use candle_core::Device;
 use caracal_align::{
@@ -10,22 +14,38 @@ use caracal_align::{
 };
 use std::path::{Path, PathBuf};
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rm_tiny")
+fn fixture_of(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
-fn expected() -> serde_json::Value {
-    let text = std::fs::read_to_string(fixture().join("expected.json")).unwrap();
+fn fixture() -> PathBuf {
+    fixture_of("rm_tiny")
+}
+
+/// Each fixture with its pair files.
+const CASES: [(&str, &[&str]); 2] = [
+    ("rm_tiny", &["pairs.jsonl", "implicit.jsonl"]),
+    ("rm_export", &["pairs.jsonl"]),
+];
+
+fn expected_of(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixture_of(name).join("expected.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn load() -> RewardModel {
+fn load_of(name: &str) -> RewardModel {
     RewardModel::load(
-        &fixture().join("model"),
+        &fixture_of(name).join("model"),
         &LoadOptions::default(),
         &Device::Cpu,
     )
     .unwrap()
+}
+
+fn load() -> RewardModel {
+    load_of("rm_tiny")
 }
 
 /// Absolute tolerance: TRL's padded batch and one-at-a-time rewards differ
@@ -43,10 +63,18 @@ fn loads_the_transformers_classifier_with_its_pad_and_eos() {
 
 #[test]
 fn token_ids_and_rewards_match_trl() {
-    let rm = load();
-    let exp = expected();
-    for file in ["pairs.jsonl", "implicit.jsonl"] {
-        let pairs = read_pairs(&fixture().join(file)).unwrap();
+    for (case, files) in CASES {
+        let rm = load_of(case);
+        let exp = expected_of(case);
+        for &file in files {
+            check_ids_and_rewards(&rm, &exp, &fixture_of(case), file);
+        }
+    }
+}
+
+fn check_ids_and_rewards(rm: &RewardModel, exp: &serde_json::Value, dir: &Path, file: &str) {
+    {
+        let pairs = read_pairs(&dir.join(file)).unwrap();
         let (tp, stats) =
             tokenize_pairs(&pairs, &rm.tokenizer, rm.eos_text.as_deref(), 1024).unwrap();
         assert_eq!(stats.kept, pairs.len());
@@ -76,10 +104,18 @@ fn token_ids_and_rewards_match_trl() {
 
 #[test]
 fn evaluate_matches_trl_with_and_without_centering() {
-    let rm = load();
-    let exp = expected();
-    for file in ["pairs.jsonl", "implicit.jsonl"] {
-        let pairs = read_pairs(&fixture().join(file)).unwrap();
+    for (case, files) in CASES {
+        let rm = load_of(case);
+        let exp = expected_of(case);
+        for &file in files {
+            check_metrics(&rm, &exp, &fixture_of(case), file);
+        }
+    }
+}
+
+fn check_metrics(rm: &RewardModel, exp: &serde_json::Value, dir: &Path, file: &str) {
+    {
+        let pairs = read_pairs(&dir.join(file)).unwrap();
         let (tp, _) = tokenize_pairs(&pairs, &rm.tokenizer, rm.eos_text.as_deref(), 1024).unwrap();
         for (key, center) in [("none", None), ("center_0.01", Some(0.01))] {
             let obj = RewardObjective {
@@ -87,7 +123,7 @@ fn evaluate_matches_trl_with_and_without_centering() {
                 bsr: None,
                 center,
             };
-            let got = evaluate(&rm, &tp, tp.len(), &obj, false).unwrap().metrics;
+            let got = evaluate(rm, &tp, tp.len(), &obj, false).unwrap().metrics;
             let want = &exp["files"][file]["metrics"][key];
             for (name, v) in [
                 ("loss", got.loss),
@@ -123,5 +159,43 @@ fn a_saved_classifier_reads_back_identically() {
         back.rewards(&seqs, 2).unwrap(),
     );
     assert_eq!(a, b);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The committed `rm_export` folder is byte for byte what caracal writes
+/// today, so transformers' verdict on it (`tools/check_rm_export.py`) keeps
+/// holding for caracal's writer.
+#[test]
+fn the_exported_folder_is_what_caracal_writes() {
+    let rm = load_of("rm_export");
+    let dir = std::env::temp_dir().join(format!("caracal-rm-export-{}", std::process::id()));
+    rm.save(&dir).unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        let a = std::fs::read(dir.join(f)).unwrap();
+        let b = std::fs::read(fixture_of("rm_export").join("model").join(f)).unwrap();
+        assert!(
+            a == b,
+            "{f} differs from the committed export; rerun tools/check_rm_export.py"
+        );
+    }
+    let exp = expected_of("rm_export");
+    let info = &exp["loading_info"];
+    for k in [
+        "missing_keys",
+        "unexpected_keys",
+        "mismatched_keys",
+        "error_msgs",
+    ] {
+        assert_eq!(
+            info[k].as_array().map(Vec::len),
+            Some(0),
+            "transformers reported {k}: {info}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -25,6 +25,25 @@ pub enum RmCmd {
     Score(ScoreArgs),
     /// The BSR robustness study on the synthetic preference world (BT vs BSR vs baselines, four splits).
     Study(StudyArgs),
+    /// Write preference pairs of the synthetic world (TRL's JSONL), with their gold rewards.
+    World(WorldArgs),
+}
+
+/// Options of `caracal rm world`.
+#[derive(clap::Args, Debug)]
+pub struct WorldArgs {
+    /// train, in-domain, prompt-ood, response-ood or mutual-ood.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Number of pairs.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Seed of the pairs (the world itself is fixed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output JSONL (default: standard output); written atomically.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// The objective's flags, shared by train and eval.
@@ -219,6 +238,7 @@ pub fn run(cmd: RmCmd) -> Result<()> {
         RmCmd::Eval(a) => eval(a),
         RmCmd::Score(a) => score(a),
         RmCmd::Study(a) => study(a),
+        RmCmd::World(a) => world(a),
     }
 }
 
@@ -534,5 +554,84 @@ fn study(a: StudyArgs) -> Result<()> {
         );
     }
     println!("total {:.1} s", r.seconds);
+    Ok(())
+}
+
+fn world(a: WorldArgs) -> Result<()> {
+    let w = World::new(&WorldConfig::default())?;
+    let split = Split::from_name(&a.split)?;
+    let mut lines = String::new();
+    for p in w.pairs(split, a.n, a.seed) {
+        let (gc, gr) = (w.gold(&p.prompt, &p.chosen), w.gold(&p.prompt, &p.rejected));
+        lines += &format!(
+            "{}\n",
+            json!({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected,
+                   "gold_chosen": gc, "gold_rejected": gr})
+        );
+    }
+    match &a.out {
+        Some(p) => {
+            caracal_core::write_atomic(p, lines.as_bytes())?;
+            eprintln!("wrote {} {} pairs to {}", a.n, split.name(), p.display());
+        }
+        None => print!("{lines}"),
+    }
+    Ok(())
+}
+
+/// The tour's reward-model section: the study at its tour scale (BT vs BT +
+/// BSR(1e-3), one seed), under 2 minutes.
+pub fn tour(r: &mut crate::report::Report) -> Result<()> {
+    use crate::report::table;
+    let cfg = StudyConfig::tour();
+    let rep = caracal_align::study::run_study(&cfg, |m| eprintln!("  {m}"))?;
+    let names: Vec<String> = rep.summary[0].tau.iter().map(|(n, _)| n.clone()).collect();
+    let mut rows = Vec::new();
+    let mut summary = serde_json::Map::new();
+    for v in &rep.summary {
+        let mut cells = vec![v.variant.clone()];
+        for (n, m) in &v.tau {
+            cells.push(format!("{:.3}", m.mean));
+            summary.insert(format!("{}_{}_tau", v.variant, n), json!(m.mean));
+        }
+        cells.push(format!("{:.3}", v.ood_tau.mean));
+        let dn = v
+            .diff_norm_mean
+            .iter()
+            .find(|(n, _)| n == "mutual-ood")
+            .map_or(f64::NAN, |x| x.1);
+        cells.push(format!("{dn:.2}"));
+        summary.insert(format!("{}_ood_tau", v.variant), json!(v.ood_tau.mean));
+        rows.push(cells);
+    }
+    let mut header: Vec<&str> = vec!["objective"];
+    header.extend(names.iter().map(String::as_str));
+    header.push("OOD mean");
+    header.push("‖h(y_w) − h(y_l)‖, mutual-OOD");
+    let html = format!(
+        "<p>Bradley–Terry reward models with and without batch-wise sum-to-zero regularization (BSR, λ = 1e-3) on the \
+         synthetic preference world: a {h}×{l} Llama pretrained on the world's text, then {n} training pairs (training \
+         topics × training generators), one seed. Kendall τ of rewards against the gold reward over {k} responses per \
+         prompt, {p} prompts per split. Study time {s:.1} s. The full study (7 objectives × 5 seeds): \
+         <code>caracal rm study</code>; this setting: <code>caracal rm study --scale tour</code>.</p>{t}",
+        h = cfg.hidden,
+        l = cfg.layers,
+        n = cfg.train_pairs,
+        k = cfg.k,
+        p = cfg.eval_prompts,
+        s = rep.seconds,
+        t = table(&header, &rows)
+    );
+    summary.insert(
+        "unit".into(),
+        json!("Kendall τ-b against the gold reward (mean over prompts)"),
+    );
+    summary.insert("seconds".into(), json!(rep.seconds));
+    r.add(
+        "align",
+        "Reward models with BSR (caracal-align)",
+        html,
+        serde_json::Value::Object(summary),
+    );
     Ok(())
 }

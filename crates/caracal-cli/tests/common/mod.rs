@@ -15,6 +15,7 @@ pub fn caracal(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+#[allow(dead_code)] // not every test file writes inputs
 /// Write `text` to `name` in a per-process temporary folder for the test
 /// file `group`, and return the path.
 pub fn tmp(group: &str, name: &str, text: &str) -> String {
