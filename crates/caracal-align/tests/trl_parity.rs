@@ -20,10 +20,6 @@ fn fixture_of(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn fixture() -> PathBuf {
-    fixture_of("rm_tiny")
-}
-
 /// Each fixture with its pair files.
 const CASES: [(&str, &[&str]); 2] = [
     ("rm_tiny", &["pairs.jsonl", "implicit.jsonl"]),
