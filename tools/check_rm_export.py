@@ -71,7 +71,8 @@ import transformers  # noqa: E402
 import trl  # noqa: E402
 from datasets import Dataset, disable_caching  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
-from trl import RewardConfig, RewardTrainer  # noqa: E402
+# The TRL evaluation and its cross-check are shared with the other fixture.
+from make_rm_fixture import check_metrics, reward_one, run_trl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FX = ROOT / "crates" / "caracal-align" / "tests" / "fixtures" / "rm_export"
@@ -86,7 +87,6 @@ UNK_TEXT, UNK_ID = "<unk>", 2
 DROP = ("gold_chosen", "gold_rejected")
 
 # Entries of evaluate()'s dict that measure time, not the model.
-TIMING_KEYS = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time")
 
 TOL = 1e-5
 
@@ -161,11 +161,6 @@ def read_rows():
     return rows
 
 
-def reward_one(model, ids):
-    with torch.no_grad():
-        return float(model(input_ids=torch.tensor([ids], dtype=torch.long)).logits[0, 0].item())
-
-
 def rewards_padded_batch(model, tok, rows, ids):
     """All chosen then all rejected texts (prompt + completion + eos) in one right-padded batch."""
     texts = [r["prompt"] + r["chosen"] + EOS_TEXT for r in rows]
@@ -183,60 +178,6 @@ def rewards_padded_batch(model, tok, rows, ids):
     out = [float(x) for x in logits.tolist()]
     n = len(rows)
     return out[:n], out[n:]
-
-
-def run_trl(model, tok, rows, center, tmp):
-    args = RewardConfig(
-        output_dir=tmp,
-        per_device_eval_batch_size=len(rows),
-        per_device_train_batch_size=len(rows),
-        report_to=[],
-        max_length=None,
-        seed=0,
-        bf16=False,
-        fp16=False,
-        use_cpu=True,
-        center_rewards_coefficient=center,
-        dataset_num_proc=None,
-        disable_tqdm=True,
-        logging_strategy="no",
-        save_strategy="no",
-    )
-    ds = Dataset.from_list(rows)
-    trainer = RewardTrainer(
-        model=model, args=args, processing_class=tok, train_dataset=ds, eval_dataset=ds
-    )
-    metrics = trainer.evaluate()
-    ev = trainer.eval_dataset
-    ids = [(list(ev[i]["chosen_ids"]), list(ev[i]["rejected_ids"])) for i in range(len(ev))]
-    assert len(ids) == len(rows), "TRL dropped rows (max_length filter?)"
-    out = {}
-    for k, v in metrics.items():
-        short = k[len("eval_"):] if k.startswith("eval_") else k
-        if short in TIMING_KEYS:
-            continue
-        out[short] = float(v)
-    return ids, dict(sorted(out.items()))
-
-
-def check_metrics(m, rc, rr, center):
-    """Recompute TRL's metrics from the per-sequence rewards (one batch)."""
-    n = len(rc)
-    d = [c - r for c, r in zip(rc, rr)]
-    loss = sum(-math.log(1.0 / (1.0 + math.exp(-x))) for x in d) / n
-    if center is not None:
-        loss += center * sum((c + r) ** 2 for c, r in zip(rc, rr)) / n
-    allr = rc + rr
-    mine = {
-        "loss": loss,
-        "accuracy": sum(1.0 for x in d if x > 0) / n,
-        "margin": sum(d) / n,
-        "mean_reward": sum(allr) / len(allr),
-        "min_reward": min(allr),
-        "max_reward": max(allr),
-    }
-    for k, v in mine.items():
-        assert abs(m[k] - v) < TOL, (k, m[k], v)
 
 
 def main():

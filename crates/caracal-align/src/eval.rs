@@ -118,13 +118,7 @@ pub fn evaluate(
         }
     }
     let diagnostics = if with_diagnostics {
-        let w: Vec<f32> = rm
-            .clf
-            .score
-            .as_tensor()
-            .to_dtype(DType::F32)?
-            .flatten_all()?
-            .to_vec1()?;
+        let w = rm.head_vector()?;
         Some(diagnostics(&hc, &hr, &w)?)
     } else {
         None

@@ -158,6 +158,17 @@ impl RewardModel {
         })
     }
 
+    /// The head `W_p` `[H]` as f32.
+    pub fn head_vector(&self) -> Result<Vec<f32>> {
+        Ok(self
+            .clf
+            .score
+            .as_tensor()
+            .to_dtype(DType::F32)?
+            .flatten_all()?
+            .to_vec1()?)
+    }
+
     /// The pad id.
     pub fn pad_id(&self) -> u32 {
         self.clf.pad_id
@@ -181,6 +192,7 @@ impl RewardModel {
                 ("eos_token", cfg.eos_token_id),
                 ("bos_token", cfg.bos_token_id),
                 ("pad_token", Some(self.clf.pad_id)),
+                ("unk_token", self.tokenizer.token_id("<unk>")),
             ] {
                 if let Some(t) = name(id) {
                     tc[k] = t.into();

@@ -376,13 +376,7 @@ fn score_split(rm: &RewardModel, data: &RankData) -> Result<SplitScore> {
             }
         }
     }
-    let w: Vec<f32> = rm
-        .clf
-        .score
-        .as_tensor()
-        .to_dtype(DType::F32)?
-        .flatten_all()?
-        .to_vec1()?;
+    let w = rm.head_vector()?;
     Ok(SplitScore {
         split: data.split.clone(),
         tau: taus.iter().sum::<f64>() / taus.len().max(1) as f64,

@@ -42,6 +42,23 @@ fn fails(args: &[&str], want: &str) {
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
 }
 
+/// TRL's reward metric names.
+const METRICS: [&str; 6] = [
+    "loss",
+    "accuracy",
+    "margin",
+    "mean_reward",
+    "min_reward",
+    "max_reward",
+];
+
+/// The JSON objects of JSONL text.
+fn jsonl(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 fn losses(d: &Path) -> Vec<(u64, f64)> {
     std::fs::read_to_string(d.join("metrics.jsonl"))
         .unwrap()
@@ -111,14 +128,7 @@ fn killed_and_resumed_training_ends_where_an_uninterrupted_run_ends() {
         "0.001",
     ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for k in [
-        "loss",
-        "accuracy",
-        "margin",
-        "mean_reward",
-        "min_reward",
-        "max_reward",
-    ] {
+    for k in METRICS {
         assert!(v[k].as_f64().unwrap().is_finite(), "{k}: {v}");
     }
     assert_eq!(v["pairs"], 24);
@@ -142,16 +152,9 @@ fn killed_and_resumed_training_ends_where_an_uninterrupted_run_ends() {
 
     // score: the pairs' rewards, and the same texts given as prompt/completion.
     let (out, _) = ok(&["rm", "score", "--model", a.to_str().unwrap(), "--pairs", e]);
-    let rows: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows: Vec<serde_json::Value> = jsonl(&out);
     assert_eq!(rows.len(), 24);
-    let pairs: Vec<serde_json::Value> = std::fs::read_to_string(&eval)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let pairs: Vec<serde_json::Value> = jsonl(&std::fs::read_to_string(&eval).unwrap());
     let texts: String = pairs
         .iter()
         .map(|p| {
@@ -171,11 +174,7 @@ fn killed_and_resumed_training_ends_where_an_uninterrupted_run_ends() {
         "--out",
         sf.to_str().unwrap(),
     ]);
-    let scored: Vec<serde_json::Value> = std::fs::read_to_string(&sf)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let scored: Vec<serde_json::Value> = jsonl(&std::fs::read_to_string(&sf).unwrap());
     for (s, r) in scored.iter().zip(&rows) {
         let (x, y) = (
             s["reward"].as_f64().unwrap(),
@@ -214,14 +213,7 @@ fn rm_eval_json_equals_trl_evaluate() {
             args.extend(extra);
             let (out, _) = ok(&args);
             let got: serde_json::Value = serde_json::from_str(&out).unwrap();
-            for k in [
-                "loss",
-                "accuracy",
-                "margin",
-                "mean_reward",
-                "min_reward",
-                "max_reward",
-            ] {
+            for k in METRICS {
                 let (g, w) = (
                     got[k].as_f64().unwrap(),
                     exp["files"][file]["metrics"][key][k].as_f64().unwrap(),

@@ -4,7 +4,7 @@
 use crate::config::LlamaConfig;
 use crate::model::{Llama, WeightSource};
 use crate::st;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use caracal_core::{Error, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -162,10 +162,18 @@ pub fn save_classifier_dir(clf: &crate::SequenceClassifier, dir: impl AsRef<Path
     cfg["id2label"] = id2label.into();
     cfg["label2id"] = label2id.into();
     caracal_core::write_json_atomic(dir.join("config.json"), &cfg)?;
-    let tensors: Vec<(String, Tensor)> = clf
+    let vars: Vec<(String, Var)> = clf
         .named_vars()
         .into_iter()
         .filter(|(n, _)| n != "lm_head.weight")
+        .collect();
+    write_weights(dir, vars)
+}
+
+/// Write named variables as `model.safetensors` (format `pt`), atomically.
+fn write_weights(dir: &Path, vars: Vec<(String, Var)>) -> Result<()> {
+    let tensors: Vec<(String, Tensor)> = vars
+        .into_iter()
         .map(|(n, v)| (n, v.as_tensor().clone()))
         .collect();
     let mut meta = HashMap::new();
@@ -229,15 +237,5 @@ fn shard_files(index: &Path) -> Result<Vec<String>> {
 pub fn save_dir(model: &Llama, dir: impl AsRef<Path>) -> Result<()> {
     let dir = dir.as_ref();
     caracal_core::write_json_atomic(dir.join("config.json"), &model.config().to_json())?;
-    let tensors: Vec<(String, Tensor)> = model
-        .named_vars()
-        .into_iter()
-        .map(|(n, v)| (n, v.as_tensor().clone()))
-        .collect();
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    caracal_core::write_atomic(
-        dir.join("model.safetensors"),
-        &st::to_bytes(&tensors, meta)?,
-    )
+    write_weights(dir, model.named_vars())
 }

@@ -7,9 +7,9 @@
 
 use super::RmTrainOptions;
 use crate::reward_model::RewardModel;
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use caracal_core::{Error, Result};
-use caracal_models::hf::TensorMap;
+use caracal_models::train::checkpoint::{split_state, state_tensors, take_moments};
 use caracal_models::train::AdamW;
 use caracal_models::{st, Llama, LlamaConfig, SequenceClassifier, Tokenizer};
 use std::collections::HashMap;
@@ -36,20 +36,7 @@ pub struct RmCheckpointMeta {
 
 /// Write a checkpoint atomically; the tokenizer goes next to it.
 pub fn save(path: &Path, rm: &RewardModel, opt: &AdamW, meta: &RmCheckpointMeta) -> Result<()> {
-    let vars = rm.clf.named_vars();
-    if vars.len() != opt.moments.len() {
-        caracal_core::bail!(
-            "the optimizer holds {} moment pairs for {} parameters",
-            opt.moments.len(),
-            vars.len()
-        );
-    }
-    let mut ts: Vec<(String, Tensor)> = Vec::with_capacity(3 * vars.len());
-    for ((name, v), (m, s)) in vars.iter().zip(&opt.moments) {
-        ts.push((format!("param/{name}"), v.as_tensor().clone()));
-        ts.push((format!("adam_m/{name}"), m.clone()));
-        ts.push((format!("adam_v/{name}"), s.clone()));
-    }
+    let ts = state_tensors(&rm.clf.named_vars(), opt)?;
     let mut md = HashMap::new();
     md.insert(
         "config".to_string(),
@@ -98,15 +85,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
                 format!("metadata field `caracal_rm.meta` is invalid ({e})"),
             )
         })?;
-    let mut params = TensorMap::new(path.to_path_buf(), DType::F32);
-    let mut moments: HashMap<String, Tensor> = HashMap::new();
-    for (n, t) in tensors {
-        if let Some(p) = n.strip_prefix("param/") {
-            params.insert(p.to_string(), t, path.to_path_buf());
-        } else {
-            moments.insert(n, t);
-        }
-    }
+    let (mut params, mut moments) = split_state(path, tensors);
     let model = Llama::from_source_backbone(&config, &mut params, device)?;
     let score = params
         .take("score.weight")?
@@ -119,29 +98,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
             Tokenizer::from_file(dir.join(name))?
         }
     };
-    let mut pairs = Vec::new();
-    for (name, v) in clf.named_vars() {
-        let mut take = |k: String| -> Result<Tensor> {
-            let t = moments
-                .remove(&k)
-                .ok_or_else(|| Error::file(path, format!("tensor `{k}` is missing")))?;
-            if t.dims() != v.dims() {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "tensor `{k}` has shape {:?} but its parameter has {:?}",
-                        t.dims(),
-                        v.dims()
-                    ),
-                ));
-            }
-            Ok(t.to_dtype(DType::F32)?)
-        };
-        pairs.push((
-            take(format!("adam_m/{name}"))?,
-            take(format!("adam_v/{name}"))?,
-        ));
-    }
+    let pairs = take_moments(path, &clf.named_vars(), &mut moments)?;
     let opt = AdamW {
         cfg: meta.opts.adamw.clone(),
         t: adam_t,

@@ -16,7 +16,7 @@ use crate::reward_model::RewardModel;
 use candle_core::{DType, Tensor, Var};
 use caracal_core::progress::JsonlLog;
 use caracal_core::{Error, Result, Rng};
-use caracal_models::train::{AdamW, AdamWConfig, LinearSchedule};
+use caracal_models::train::{grads, truncate_log, AdamW, AdamWConfig, LinearSchedule};
 use std::path::Path;
 use std::time::Instant;
 
@@ -267,33 +267,9 @@ impl RmTrainer {
             let lv: Vec<f64> = rl.to_dtype(DType::F64)?.to_vec1()?;
             metrics.push(RewardMetrics::of(&w, &lv, l));
             let grads = (loss / n_micro as f64)?.backward()?;
-            for (acc, v) in sum.iter_mut().zip(&self.vars) {
-                if let Some(g) = grads.get(v.as_tensor()) {
-                    let g = g.to_dtype(DType::F32)?;
-                    *acc = Some(match acc.take() {
-                        Some(a) => (a + g)?,
-                        None => g,
-                    });
-                }
-            }
+            grads::accumulate(&mut sum, &grads, &self.vars)?;
         }
-        let mut sq = 0.0f64;
-        for g in sum.iter().flatten() {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-        }
-        let grad_norm = sq.sqrt();
-        if let Some(c) = self.opts.clip {
-            if grad_norm > c {
-                let s = c / (grad_norm + 1e-6);
-                for g in sum.iter_mut().flatten() {
-                    *g = (&*g * s)?;
-                }
-            }
-        }
+        let grad_norm = grads::clip_global_norm(&mut sum, self.opts.clip)?;
         let lr = self.schedule().lr(self.step);
         self.opt.step(&self.vars, &sum, lr)?;
         self.step += 1;
@@ -389,26 +365,4 @@ impl RmTrainer {
         }
         Ok(last)
     }
-}
-
-/// Drop records after `step` from a metrics log (they came from a run that
-/// was killed after its last checkpoint).
-fn truncate_log(path: &Path, step: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                .is_some_and(|s| s as usize <= step)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    if kept.len() != text.len() {
-        caracal_core::write_atomic(path, kept.as_bytes())?;
-    }
-    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::hf::TensorMap;
 use crate::kernel_mode::KernelMode;
 use crate::model::Llama;
 use crate::st;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use caracal_core::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,13 +30,7 @@ pub struct CheckpointMeta {
 
 /// Write a checkpoint atomically.
 pub fn save(path: &Path, model: &Llama, opt: &AdamW, meta: &CheckpointMeta) -> Result<()> {
-    let vars = model.named_vars();
-    let mut ts: Vec<(String, Tensor)> = Vec::with_capacity(3 * vars.len());
-    for ((name, v), (m, s)) in vars.iter().zip(&opt.moments) {
-        ts.push((format!("param/{name}"), v.as_tensor().clone()));
-        ts.push((format!("adam_m/{name}"), m.clone()));
-        ts.push((format!("adam_v/{name}"), s.clone()));
-    }
+    let ts = state_tensors(&model.named_vars(), opt)?;
     let mut md = HashMap::new();
     md.insert("config".to_string(), meta.config.to_json().to_string());
     let info = serde_json::json!({
@@ -48,6 +42,76 @@ pub fn save(path: &Path, model: &Llama, opt: &AdamW, meta: &CheckpointMeta) -> R
     });
     md.insert("caracal".to_string(), info.to_string());
     caracal_core::write_atomic(path, &st::to_bytes(&ts, md)?)
+}
+
+/// Parameters and AdamW's moments as checkpoint tensors: `param/<name>`,
+/// `adam_m/<name>`, `adam_v/<name>`.
+pub fn state_tensors(vars: &[(String, Var)], opt: &AdamW) -> Result<Vec<(String, Tensor)>> {
+    if vars.len() != opt.moments.len() {
+        caracal_core::bail!(
+            "the optimizer holds {} moment pairs for {} parameters",
+            opt.moments.len(),
+            vars.len()
+        );
+    }
+    let mut ts = Vec::with_capacity(3 * vars.len());
+    for ((name, v), (m, s)) in vars.iter().zip(&opt.moments) {
+        ts.push((format!("param/{name}"), v.as_tensor().clone()));
+        ts.push((format!("adam_m/{name}"), m.clone()));
+        ts.push((format!("adam_v/{name}"), s.clone()));
+    }
+    Ok(ts)
+}
+
+/// A checkpoint's tensors split into the parameters (`param/` stripped; f32)
+/// and the rest (the moments).
+pub fn split_state(
+    path: &Path,
+    tensors: HashMap<String, Tensor>,
+) -> (TensorMap, HashMap<String, Tensor>) {
+    let mut params = TensorMap::new(path.to_path_buf(), DType::F32);
+    let mut rest = HashMap::new();
+    for (n, t) in tensors {
+        if let Some(p) = n.strip_prefix("param/") {
+            params.insert(p.to_string(), t, path.to_path_buf());
+        } else {
+            rest.insert(n, t);
+        }
+    }
+    (params, rest)
+}
+
+/// AdamW's moments for `vars`, taken from a checkpoint's tensors with their
+/// shapes checked; errors name the file.
+pub fn take_moments(
+    path: &Path,
+    vars: &[(String, Var)],
+    moments: &mut HashMap<String, Tensor>,
+) -> Result<Vec<(Tensor, Tensor)>> {
+    let mut pairs = Vec::with_capacity(vars.len());
+    for (name, v) in vars {
+        let mut take = |k: String| -> Result<Tensor> {
+            let t = moments
+                .remove(&k)
+                .ok_or_else(|| Error::file(path, format!("tensor `{k}` is missing")))?;
+            if t.dims() != v.dims() {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "tensor `{k}` has shape {:?} but its parameter has {:?}",
+                        t.dims(),
+                        v.dims()
+                    ),
+                ));
+            }
+            Ok(t.to_dtype(DType::F32)?)
+        };
+        pairs.push((
+            take(format!("adam_m/{name}"))?,
+            take(format!("adam_v/{name}"))?,
+        ));
+    }
+    Ok(pairs)
 }
 
 /// A loaded checkpoint: the model, AdamW's state and the metadata.
@@ -105,39 +169,9 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
         .parse::<KernelMode>()
         .map_err(|e| Error::file(path, e.to_string()))?;
 
-    let mut params = TensorMap::new(path.to_path_buf(), DType::F32);
-    let mut moments: HashMap<String, Tensor> = HashMap::new();
-    for (n, t) in tensors {
-        if let Some(p) = n.strip_prefix("param/") {
-            params.insert(p.to_string(), t, path.to_path_buf());
-        } else {
-            moments.insert(n, t);
-        }
-    }
+    let (mut params, mut moments) = split_state(path, tensors);
     let model = Llama::from_source(&config, &mut params, device)?.with_mode(mode);
-    let mut pairs = Vec::new();
-    for (name, v) in model.named_vars() {
-        let mut take = |k: String| -> Result<Tensor> {
-            let t = moments
-                .remove(&k)
-                .ok_or_else(|| Error::file(path, format!("tensor `{k}` is missing")))?;
-            if t.dims() != v.dims() {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "tensor `{k}` has shape {:?} but its parameter has {:?}",
-                        t.dims(),
-                        v.dims()
-                    ),
-                ));
-            }
-            Ok(t.to_dtype(DType::F32)?)
-        };
-        pairs.push((
-            take(format!("adam_m/{name}"))?,
-            take(format!("adam_v/{name}"))?,
-        ));
-    }
+    let pairs = take_moments(path, &model.named_vars(), &mut moments)?;
     let opt = AdamW {
         cfg: opts.adamw.clone(),
         t: adam_t,

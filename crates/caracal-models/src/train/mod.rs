@@ -4,6 +4,7 @@
 pub mod checkpoint;
 pub mod corpus;
 pub mod data;
+pub mod grads;
 pub mod optim;
 pub mod schedule;
 pub mod trainer;
@@ -12,4 +13,4 @@ pub use corpus::grammar_corpus;
 pub use data::TokenData;
 pub use optim::{AdamW, AdamWConfig};
 pub use schedule::{CosineSchedule, LinearSchedule};
-pub use trainer::{evaluate, EvalStats, StepStats, TrainOptions, Trainer};
+pub use trainer::{evaluate, truncate_log, EvalStats, StepStats, TrainOptions, Trainer};

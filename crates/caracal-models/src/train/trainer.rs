@@ -6,6 +6,7 @@
 
 use super::checkpoint::{self, CheckpointMeta};
 use super::data::{batch_rng, eval_batches, random_batch, TokenData};
+use super::grads;
 use super::optim::{AdamW, AdamWConfig};
 use super::schedule::CosineSchedule;
 use crate::model::Llama;
@@ -13,7 +14,7 @@ use candle_core::{DType, Tensor, Var};
 use caracal_core::progress::JsonlLog;
 use caracal_core::{Error, Result};
 use caracal_kernels::Reduction;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 /// Everything that fixes a training run (stored in each checkpoint).
@@ -226,33 +227,9 @@ impl Trainer {
             loss_sum += l;
             tokens += b.n_tokens;
             let grads = (loss / o.grad_accum as f64)?.backward()?;
-            for (acc, v) in sum.iter_mut().zip(&self.vars) {
-                if let Some(g) = grads.get(v.as_tensor()) {
-                    let g = g.to_dtype(DType::F32)?;
-                    *acc = Some(match acc.take() {
-                        Some(a) => (a + g)?,
-                        None => g,
-                    });
-                }
-            }
+            grads::accumulate(&mut sum, &grads, &self.vars)?;
         }
-        let mut sq = 0.0f64;
-        for g in sum.iter().flatten() {
-            sq += g
-                .sqr()?
-                .sum_all()?
-                .to_dtype(DType::F64)?
-                .to_scalar::<f64>()?;
-        }
-        let grad_norm = sq.sqrt();
-        if let Some(c) = o.clip {
-            if grad_norm > c {
-                let s = c / (grad_norm + 1e-6);
-                for g in sum.iter_mut().flatten() {
-                    *g = (&*g * s)?;
-                }
-            }
-        }
+        let grad_norm = grads::clip_global_norm(&mut sum, o.clip)?;
         let lr = o.schedule().lr(self.step);
         self.opt.step(&self.vars, &sum, lr)?;
         self.step += 1;
@@ -369,7 +346,7 @@ pub fn evaluate(
 
 /// Drop records after `step` from a metrics log (they came from a run that
 /// was killed after its last checkpoint).
-fn truncate_log(path: &PathBuf, step: usize) -> Result<()> {
+pub fn truncate_log(path: &Path, step: usize) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
     };
