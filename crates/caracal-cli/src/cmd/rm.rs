@@ -151,7 +151,7 @@ pub struct TrainArgs {
     /// Output folder: checkpoint.safetensors, metrics.jsonl and, at the end, a LlamaForSequenceClassification folder.
     #[arg(long, default_value = "runs/rm")]
     pub out: PathBuf,
-    /// Continue from <out>/checkpoint.safetensors (options come from the checkpoint; give the same --pairs).
+    /// Continue from `<out>/checkpoint.safetensors` (options come from the checkpoint; give the same --pairs).
     #[arg(long)]
     pub resume: bool,
     /// Print the final summary as JSON.
