@@ -102,6 +102,18 @@ fn killed_and_resumed_training_ends_where_an_uninterrupted_run_ends() {
     let (out, _) = run(with(&["--out", b.to_str().unwrap(), "--stop-after", "7"]));
     assert!(out.contains("stopped at step 7 of 12"), "{out}");
     assert!(!b.join("model.safetensors").exists());
+    // An interrupted run folder (a checkpoint, no config.json yet) evaluates.
+    let (out, _) = ok(&[
+        "rm",
+        "eval",
+        "--model",
+        b.to_str().unwrap(),
+        "--pairs",
+        e,
+        "--json",
+    ]);
+    let mid: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(mid["loss"].as_f64().unwrap().is_finite(), "{mid}");
     let (_, err) = run(with(&["--out", b.to_str().unwrap(), "--resume"]));
     assert!(err.contains("resuming at step 6 of 12"), "{err}");
     let (la, lb) = (losses(&a), losses(&b));
