@@ -19,7 +19,9 @@
 
 // Losses and metrics.
 pub mod diagnostics;
+pub mod direct;
 pub mod eval;
+pub mod logps;
 pub mod loss;
 
 // Data and the model.

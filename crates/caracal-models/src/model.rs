@@ -428,6 +428,25 @@ impl Llama {
         }
     }
 
+    /// Per-token log-probabilities `log p(targets[b, t] | ids[b, ..=t])`,
+    /// `[B, T]` (f32; f64 for an f64 model), 0 where the target is
+    /// `ignore_index`: the negated per-token cross-entropy
+    /// (`Reduction::None`). In Fused mode this is the fused linear
+    /// cross-entropy, so the `[B·T, V]` logits never exist (its backward
+    /// recomputes each chunk with the per-token upstream gradient); in
+    /// Reference mode the logits are formed and the candle-composed CE runs.
+    /// The one primitive under every preference loss.
+    pub fn token_logps(&self, ids: &Tensor, targets: &Tensor, ignore_index: i64) -> Result<Tensor> {
+        let (b, t) = ids.dims2().map_err(|_| {
+            Error::invalid(format!(
+                "token ids have shape {:?}; expected [batch, seq]",
+                ids.dims()
+            ))
+        })?;
+        let nll = self.loss(ids, targets, ignore_index, Reduction::None)?;
+        Ok(nll.neg()?.reshape((b, t))?)
+    }
+
     /// Log-probabilities `[B, T, V]` (f32) for every position.
     pub fn log_probs(&self, ids: &Tensor) -> Result<Tensor> {
         let z = self.logits(ids)?.to_dtype(DType::F32)?;
