@@ -21,6 +21,8 @@
 //!   `−log σ(β(r_α,w − r_α,l) − γ)`; α → 0 gives SimPO.
 //! - **CPO** (Xu et al., ICML 2024, eq. 5): `−log σ(β(s_w − s_l))` plus the
 //!   chosen completions' NLL times `cpo_alpha`.
+//! - **KTO** ([`kto_loss`]): unpaired desirable/undesirable examples against the
+//!   detached, clamped KL reference point [`kto_kl`].
 //! - **ORPO** (Hong et al., EMNLP 2024, eq. 6–7): NLL of the chosen minus
 //!   `λ·log σ(log odds(ℓ̄_w) − log odds(ℓ̄_l))`, `log odds(p) = ℓ̄ − log(1 − e^{ℓ̄})`.
 
@@ -305,6 +307,87 @@ pub fn direct_loss(
     })
 }
 
+/// KTO's options (Ethayarajh et al., "KTO: Model Alignment as Prospect
+/// Theoretic Optimization", ICML 2024, eq. 8; TRL's `KTOTrainer`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KtoOptions {
+    pub beta: f64,
+    /// λ_D, the weight of desirable examples.
+    pub desirable_weight: f64,
+    /// λ_U, the weight of undesirable examples.
+    pub undesirable_weight: f64,
+}
+
+impl Default for KtoOptions {
+    fn default() -> Self {
+        KtoOptions {
+            beta: 0.1,
+            desirable_weight: 1.0,
+            undesirable_weight: 1.0,
+        }
+    }
+}
+
+/// KTO's reference point `z₀`: the batch mean of `log π(y'|x) − log ref(y'|x)`
+/// over mismatched (prompt, completion) pairs, clamped at 0 and detached (no
+/// gradient flows through it), as TRL computes it.
+pub fn kto_kl(policy_kl_logps: &Tensor, ref_kl_logps: &Tensor) -> Result<Tensor> {
+    let d = (policy_kl_logps.to_dtype(DType::F64)? - ref_kl_logps.to_dtype(DType::F64)?)?;
+    Ok(d.mean_all()?.maximum(0.0)?.detach())
+}
+
+/// KTO on unpaired examples: `r = log π(y|x) − log ref(y|x)` for desirable
+/// (`[Bd]`) and undesirable (`[Bu]`) completions; losses
+/// `λ_D(1 − σ(β(r_D − z₀)))` and `λ_U(1 − σ(β(z₀ − r_U)))`, averaged over all
+/// `Bd + Bu` examples. Returns the loss and the rewards `β·r` of each group.
+pub fn kto_loss(
+    opts: &KtoOptions,
+    desirable: &Tensor,
+    undesirable: &Tensor,
+    kl: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if !(opts.beta.is_finite() && opts.beta > 0.0) {
+        caracal_core::bail!("β is {}; it must be a positive number", opts.beta);
+    }
+    for (n, w) in [
+        ("desirable", opts.desirable_weight),
+        ("undesirable", opts.undesirable_weight),
+    ] {
+        if !(w.is_finite() && w >= 0.0) {
+            caracal_core::bail!("the {n} weight is {w}; it must be a finite number ≥ 0");
+        }
+    }
+    let (d, u) = (
+        desirable.to_dtype(DType::F64)?,
+        undesirable.to_dtype(DType::F64)?,
+    );
+    let (nd, nu) = (d.elem_count(), u.elem_count());
+    if nd + nu == 0 {
+        caracal_core::bail!("KTO needs at least one example");
+    }
+    let kl = kl.to_dtype(DType::F64)?;
+    let one_minus_sigmoid = |z: Tensor| -> Result<Tensor> {
+        // 1 − σ(z) = σ(−z) = exp(log σ(−z)).
+        Ok(neg_log_sigmoid(&z.neg()?)?.neg()?.exp()?)
+    };
+    let mut total = Tensor::new(0f64, d.device())?;
+    if nd > 0 {
+        let z = (d.broadcast_sub(&kl)? * opts.beta)?;
+        let l = (one_minus_sigmoid(z)? * opts.desirable_weight)?;
+        total = (total + l.sum_all()?)?;
+    }
+    if nu > 0 {
+        let z = (u.broadcast_sub(&kl)?.neg()? * opts.beta)?;
+        let l = (one_minus_sigmoid(z)? * opts.undesirable_weight)?;
+        total = (total + l.sum_all()?)?;
+    }
+    Ok((
+        (total / (nd + nu) as f64)?,
+        (d * opts.beta)?,
+        (u * opts.beta)?,
+    ))
+}
+
 /// AlphaPO's reward shape `(1 − e^{−αℓ̄})/α` (f64; α = 0 is the limit ℓ̄).
 pub fn alpha_reward(avg_logp: &Tensor, alpha: f64) -> Result<Tensor> {
     if alpha == 0.0 {
@@ -548,6 +631,52 @@ mod tests {
                 assert!(v.is_finite(), "{l:?}: {v}");
             }
         }
+    }
+
+    #[test]
+    fn kto_matches_its_formula_and_the_kl_is_detached_and_clamped() {
+        let dev = Device::Cpu;
+        let sig = |z: f64| 1.0 / (1.0 + (-z).exp());
+        let d = Var::new(&[0.5f64, -0.2], &dev).unwrap();
+        let u = Var::new(&[0.3f64], &dev).unwrap();
+        let pk = Var::new(&[-3.0f64, -5.0], &dev).unwrap();
+        let rk = Tensor::new(&[-3.4f64, -5.2], &dev).unwrap();
+        let kl = kto_kl(pk.as_tensor(), &rk).unwrap();
+        assert!((scalar(&kl) - 0.3).abs() < 1e-12);
+        let o = KtoOptions {
+            beta: 0.5,
+            desirable_weight: 1.0,
+            undesirable_weight: 1.5,
+        };
+        let (loss, rd, ru) = kto_loss(&o, d.as_tensor(), u.as_tensor(), &kl).unwrap();
+        let want = ((1.0 - sig(0.5 * (0.5 - 0.3)))
+            + (1.0 - sig(0.5 * (-0.2 - 0.3)))
+            + 1.5 * (1.0 - sig(0.5 * (0.3 - 0.3))))
+            / 3.0;
+        assert!(
+            (scalar(&loss) - want).abs() < 1e-12,
+            "{} vs {want}",
+            scalar(&loss)
+        );
+        assert_eq!(rd.to_vec1::<f64>().unwrap(), vec![0.25, -0.1]);
+        assert_eq!(ru.to_vec1::<f64>().unwrap(), vec![0.15]);
+        let g = loss.backward().unwrap();
+        assert!(g.get(pk.as_tensor()).is_none(), "no gradient through z₀");
+        // d/dr_D = −β·λ_D·σ'(β(r − z₀))/n.
+        let gd: Vec<f64> = g.get(d.as_tensor()).unwrap().to_vec1().unwrap();
+        let s0 = sig(0.1);
+        assert!((gd[0] + 0.5 * s0 * (1.0 - s0) / 3.0).abs() < 1e-12);
+        // A negative mean is clamped to 0.
+        let neg = kto_kl(&rk, pk.as_tensor()).unwrap();
+        assert_eq!(scalar(&neg), 0.0);
+        let bad = KtoOptions {
+            beta: -1.0,
+            ..KtoOptions::default()
+        };
+        assert!(kto_loss(&bad, d.as_tensor(), u.as_tensor(), &kl)
+            .unwrap_err()
+            .to_string()
+            .contains("β is -1"));
     }
 
     #[test]
