@@ -18,6 +18,7 @@
 //! ```
 
 // Losses and metrics.
+pub mod advantage;
 pub mod diagnostics;
 pub mod direct;
 pub mod eval;
