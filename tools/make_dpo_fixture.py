@@ -111,12 +111,16 @@ OUT = ROOT / "crates" / "caracal-align" / "tests" / "fixtures" / "dpo_tiny"
 EOS_TEXT = "<|im_end|>"
 MAX_LENGTH = 1024  # far above the longest sequence (asserted below)
 
-# Row 1 already ends its chosen with the EOS text; row 2's prompt ends with a
-# space that merges into the chosen's first token (" Eight") but not into the
-# rejected's ("42" is split into digits, so the space stays a token of its
-# own); row 3 is non-ASCII (umlauts, ß, emoji); row 7 is long.
+# Row 0's chosen ends with the policy's own greedy continuation of
+# "The capital of France is Paris." (" disaster" x3, found once with the
+# policy below) so that `mean_token_accuracy` is not 0: the random policy
+# predicts no other completion token. Row 1 already ends its chosen with the
+# EOS text; row 2's prompt ends with a space that merges into the chosen's
+# first token (" Eight") but not into the rejected's ("42" is split into
+# digits, so the space stays a token of its own); row 3 is non-ASCII
+# (umlauts, ß, emoji); row 7 is long.
 PAIRS = [
-    {"prompt": "The capital of France is", "chosen": " Paris.", "rejected": " Berlin."},
+    {"prompt": "The capital of France is", "chosen": " Paris. disaster disaster disaster", "rejected": " Berlin."},
     {"prompt": "Say hi.", "chosen": " Hi there!" + EOS_TEXT, "rejected": " Go away."},
     {"prompt": "Q: How many legs does a spider have? A: ", "chosen": "Eight.", "rejected": "42"},
     {"prompt": "Grüße aus München! Wie geht's?", "chosen": " Gut, danke. 😊", "rejected": " Schlecht."},

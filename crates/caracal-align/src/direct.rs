@@ -193,6 +193,10 @@ impl PairLogps {
 }
 
 /// A loss over a batch with the per-pair terms TRL logs.
+///
+/// The implicit rewards follow TRL 1.16: DPO-family (also IPO) `β` times
+/// the *summed* log-ratio to the reference; SimPO `β·ℓ̄`; AlphaPO `β·r_α`;
+/// CPO `β·s`; ORPO `λ·ℓ̄`.
 #[derive(Clone, Debug)]
 pub struct DirectOutput {
     /// The scalar loss (f64), NLL term included.
@@ -225,7 +229,10 @@ pub fn direct_loss(
                     "the reference log-probs have another batch size than the policy's"
                 );
             }
-            Some(r.values(avg)?)
+            // DPO's implicit rewards use summed log-ratios, IPO's too (TRL).
+            let (ws, ls) = policy.values(false)?;
+            let (rws, rls) = r.values(false)?;
+            Some((r.values(avg)?, ((ws - rws)?, (ls - rls)?)))
         }
         (true, None) => caracal_core::bail!("this loss needs a reference model's log-probs"),
         (false, _) => None,
@@ -250,7 +257,7 @@ pub fn direct_loss(
                 } => label_smoothing,
                 _ => 0.0,
             };
-            let (rw0, rl0) = ref_vals
+            let ((rw0, rl0), (sum_dw, sum_dl)) = ref_vals
                 .ok_or_else(|| Error::invalid("this loss needs a reference model's log-probs"))?;
             let dw = (&w - &rw0)?;
             let dl = (&l - &rl0)?;
@@ -266,7 +273,7 @@ pub fn direct_loss(
                 DirectLoss::Hinge { .. } => (bh.neg()? + 1.0)?.relu()?,
                 _ => (h - 1.0 / (2.0 * beta))?.sqr()?,
             };
-            (losses, (dw * beta)?, (dl * beta)?, None)
+            (losses, (sum_dw * beta)?, (sum_dl * beta)?, None)
         }
         DirectLoss::Simpo { beta, gamma } => {
             let z = (((&w - &l)? * beta)? - gamma)?;

@@ -21,6 +21,7 @@
 pub mod advantage;
 pub mod diagnostics;
 pub mod direct;
+pub mod direct_eval;
 pub mod eval;
 pub mod logps;
 pub mod loss;
@@ -28,6 +29,7 @@ pub mod loss;
 // Data and the model.
 pub mod pairs;
 pub mod reward_model;
+pub mod template;
 
 // Training.
 pub mod train;
