@@ -119,6 +119,102 @@ impl DirectLoss {
     }
 }
 
+/// Hyper-parameters as a user gives them (TRL's names in brackets).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DirectParams {
+    /// β (`beta`, TRL's default 0.1).
+    pub beta: f64,
+    /// AlphaPO's α (`alpha`).
+    pub alpha: f64,
+    /// SimPO/AlphaPO's absolute margin γ (`simpo_gamma`, TRL's default 0.5).
+    pub gamma: f64,
+    /// ε of robust DPO and of cDPO (`label_smoothing`).
+    pub label_smoothing: f64,
+    /// CPO's NLL weight (`cpo_alpha`, default 1).
+    pub cpo_alpha: f64,
+    /// ORPO's λ (`beta` in TRL's ORPOConfig, default 0.1).
+    pub orpo_lambda: f64,
+}
+
+impl Default for DirectParams {
+    fn default() -> Self {
+        DirectParams {
+            beta: 0.1,
+            alpha: 0.0,
+            gamma: 0.5,
+            label_smoothing: 0.0,
+            cpo_alpha: 1.0,
+            orpo_lambda: 0.1,
+        }
+    }
+}
+
+/// The loss names of the command line.
+pub const DIRECT_LOSSES: &str = "dpo, ipo, hinge, robust, simpo, alphapo, cpo, orpo";
+
+impl DirectLoss {
+    /// The loss a name and parameters describe, with notes for the user
+    /// (AlphaPO with α = 0 is SimPO, and says so). Mapping to TRL: `simpo`
+    /// is CPOTrainer `loss_type="simpo"` with `cpo_alpha = 0`; `alphapo` is
+    /// `loss_type="alphapo"`; `cpo` is `loss_type="sigmoid"` with its NLL term.
+    pub fn from_name(name: &str, p: &DirectParams) -> Result<(DirectLoss, Vec<String>)> {
+        let mut notes = Vec::new();
+        let l = match name {
+            "dpo" => DirectLoss::Dpo {
+                beta: p.beta,
+                label_smoothing: p.label_smoothing,
+            },
+            "robust" => DirectLoss::Robust {
+                beta: p.beta,
+                label_smoothing: p.label_smoothing,
+            },
+            "hinge" => DirectLoss::Hinge { beta: p.beta },
+            "ipo" => DirectLoss::Ipo { beta: p.beta },
+            "simpo" => DirectLoss::Simpo {
+                beta: p.beta,
+                gamma: p.gamma,
+            },
+            "alphapo" if p.alpha == 0.0 => {
+                notes.push("AlphaPO with α = 0 is SimPO; running SimPO".to_string());
+                DirectLoss::Simpo {
+                    beta: p.beta,
+                    gamma: p.gamma,
+                }
+            }
+            "alphapo" => DirectLoss::AlphaPo {
+                beta: p.beta,
+                gamma: p.gamma,
+                alpha: p.alpha,
+            },
+            "cpo" => DirectLoss::Cpo {
+                beta: p.beta,
+                nll_weight: p.cpo_alpha,
+            },
+            "orpo" => DirectLoss::Orpo {
+                lambda: p.orpo_lambda,
+            },
+            other => caracal_core::bail!("loss `{other}` is unknown; use one of {DIRECT_LOSSES}"),
+        };
+        if name == "dpo" && p.label_smoothing > 0.0 {
+            notes.push(
+                "DPO with label smoothing is cDPO here; TRL 1.16's sigmoid loss ignores label_smoothing"
+                    .to_string(),
+            );
+        }
+        l.validate()?;
+        Ok((l, notes))
+    }
+
+    /// The TRL trainer whose tokenization this loss uses by default.
+    pub fn default_template(&self) -> crate::template::Template {
+        if self.needs_reference() {
+            crate::template::Template::TrlDpo
+        } else {
+            crate::template::Template::TrlCpo
+        }
+    }
+}
+
 fn finite(name: &str, v: f64) -> Result<()> {
     if !v.is_finite() {
         caracal_core::bail!("{name} is {v}; it must be finite");

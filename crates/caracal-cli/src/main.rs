@@ -54,6 +54,9 @@ enum Command {
     /// Reward models: Bradley–Terry with batch-wise sum-to-zero regularization (BSR).
     #[command(subcommand)]
     Rm(cmd::rm::RmCmd),
+    /// Direct alignment losses: DPO, IPO, robust, hinge, SimPO, AlphaPO, CPO, ORPO.
+    #[command(subcommand)]
+    Align(cmd::align::AlignCmd),
 }
 
 fn main() {
@@ -76,6 +79,7 @@ fn main() {
         Command::Rank(c) => cmd::rank::run(c),
         Command::Attribution(c) => cmd::attribution::run(c),
         Command::Rm(c) => cmd::rm::run(c),
+        Command::Align(c) => cmd::align::run(c),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

@@ -1,5 +1,6 @@
 //! One module per subcommand family.
 
+pub mod align;
 pub mod attribution;
 pub mod graph;
 pub mod lm;

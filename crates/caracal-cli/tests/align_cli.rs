@@ -1,0 +1,136 @@
+//! `caracal align eval --json` equals TRL 1.16's `DPOTrainer.evaluate()` and
+//! `CPOTrainer.evaluate()` on the `dpo_tiny` fixture
+//! (`tools/make_dpo_fixture.py`), with each loss's default template; bad
+//! input is one clear sentence.
+
+mod common;
+
+use common::caracal;
+use std::path::{Path, PathBuf};
+
+fn fx() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../caracal-align/tests/fixtures/dpo_tiny")
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-5 * b.abs().max(1.0)
+}
+
+#[test]
+fn align_eval_json_equals_trl() {
+    let d = fx();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("expected.json")).unwrap()).unwrap();
+    let (policy, reference, pairs) = (d.join("policy"), d.join("ref"), d.join("pairs.jsonl"));
+    let (p, r, f) = (
+        policy.to_str().unwrap(),
+        reference.to_str().unwrap(),
+        pairs.to_str().unwrap(),
+    );
+    let runs: [(&str, Vec<&str>); 5] = [
+        ("dpo_sigmoid", vec!["--loss", "dpo", "--ref-model", r]),
+        ("dpo_ipo", vec!["--loss", "ipo", "--ref-model", r]),
+        (
+            "dpo_robust",
+            vec![
+                "--loss",
+                "robust",
+                "--label-smoothing",
+                "0.1",
+                "--ref-model",
+                r,
+            ],
+        ),
+        ("cpo_sigmoid", vec!["--loss", "cpo"]),
+        (
+            "alphapo",
+            vec![
+                "--loss", "alphapo", "--alpha", "0.25", "--beta", "2.5", "--gamma", "0.25",
+            ],
+        ),
+    ];
+    for (name, extra) in runs {
+        let mut args = vec![
+            "align",
+            "eval",
+            "--model",
+            p,
+            "--pairs",
+            f,
+            "--batch-size",
+            "8",
+            "--json",
+        ];
+        args.extend(extra);
+        let (good, out, err) = caracal(&args);
+        assert!(good, "{name}: {err}");
+        let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let want = &exp["runs"][name]["metrics"];
+        for k in [
+            "loss",
+            "rewards/chosen",
+            "rewards/rejected",
+            "rewards/accuracies",
+            "rewards/margins",
+            "logps/chosen",
+            "logps/rejected",
+        ] {
+            let (g, w) = (got[k].as_f64().unwrap(), want[k].as_f64().unwrap());
+            assert!(close(g, w), "{name} {k}: caracal {g} vs TRL {w}");
+        }
+    }
+}
+
+fn fails(args: &[&str], want: &str) {
+    let (good, _, err) = caracal(args);
+    assert!(!good, "{args:?} should fail");
+    assert!(err.contains(want), "`{want}` not in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_input_is_one_clear_sentence() {
+    let d = fx();
+    let (policy, pairs) = (d.join("policy"), d.join("pairs.jsonl"));
+    let (p, f) = (policy.to_str().unwrap(), pairs.to_str().unwrap());
+    let base = ["align", "eval", "--model", p, "--pairs", f];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run =
+        |v: Vec<String>, want: &str| fails(&v.iter().map(String::as_str).collect::<Vec<_>>(), want);
+    run(with(&["--loss", "kto"]), "loss `kto` is unknown");
+    run(with(&["--loss", "simpo", "--beta", "0"]), "β is 0");
+    run(with(&["--loss", "dpo"]), "give --ref-model");
+    run(
+        with(&["--loss", "simpo", "--template", "trl-x"]),
+        "template `trl-x` is unknown",
+    );
+    run(
+        with(&[
+            "--loss",
+            "robust",
+            "--label-smoothing",
+            "0.5",
+            "--ref-model",
+            p,
+        ]),
+        "label smoothing is 0.5",
+    );
+    // A reference with another vocabulary: the tiny byte-level Llama of caracal-models.
+    let other =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../caracal-models/tests/fixtures/tiny_llama");
+    run(
+        with(&["--loss", "dpo", "--ref-model", other.to_str().unwrap()]),
+        "vocabulary of 256 tokens",
+    );
+    // α = 0 runs SimPO and says so.
+    let (good, out, err) = caracal(
+        &with(&["--loss", "alphapo", "--alpha", "0", "--json"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert!(good && err.contains("AlphaPO with α = 0 is SimPO"), "{err}");
+    assert!(out.contains("rewards/margins"));
+}
