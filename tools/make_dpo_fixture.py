@@ -101,6 +101,9 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 from trl.experimental.cpo import CPOConfig, CPOTrainer  # noqa: E402
 
+# The tokenizer and the tiny model shape are the reward-model fixture's.
+import make_rm_fixture as rm_fixture  # noqa: E402
+
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,10 +161,7 @@ def close(a, b, what):
 
 
 def load_tokenizer():
-    tok = AutoTokenizer.from_pretrained(str(GGUF_DIR), gguf_file=GGUF_NAME)
-    assert tok.eos_token == EOS_TEXT and tok.eos_token_id == 2, (tok.eos_token, tok.eos_token_id)
-    tok.pad_token = "<|endoftext|>"
-    assert tok.pad_token_id == 0, tok.pad_token_id
+    tok = rm_fixture.load_tokenizer()
     assert tok.bos_token == "<|im_start|>" and tok.bos_token_id == 1, (tok.bos_token, tok.bos_token_id)
     # Plain text gets no special tokens from this tokenizer (no BOS, no EOS).
     assert tok("Hello")["input_ids"] == tok("Hello", add_special_tokens=False)["input_ids"]
@@ -169,29 +169,10 @@ def load_tokenizer():
 
 
 def build_model(tok, seed):
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=512,
-        rms_norm_eps=1e-5,
-        rope_theta=10000.0,
-        tie_word_embeddings=True,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        initializer_range=0.2,
-        attn_implementation="eager",
-    )
+    cfg = rm_fixture.tiny_llama_config(tok, bos_token_id=1)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(cfg).to(torch.float32)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.add_(0.1 * torch.randn_like(p))
+    rm_fixture.perturb_norms(model)
     model.eval()
     return model
 

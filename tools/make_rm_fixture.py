@@ -132,8 +132,9 @@ def load_tokenizer():
     return tok
 
 
-def build_model(tok):
-    cfg = LlamaConfig(
+def tiny_llama_config(tok, **extra):
+    """The tiny Llama shape every fixture here shares (SmolLM2's vocabulary)."""
+    return LlamaConfig(
         vocab_size=len(tok),
         hidden_size=16,
         intermediate_size=32,
@@ -144,19 +145,28 @@ def build_model(tok):
         rms_norm_eps=1e-5,
         rope_theta=10000.0,
         tie_word_embeddings=True,
-        num_labels=1,
         pad_token_id=0,
-        bos_token_id=tok.bos_token_id,
         eos_token_id=2,
         initializer_range=0.2,
         attn_implementation="eager",
+        **extra,
     )
-    torch.manual_seed(0)
-    model = LlamaForSequenceClassification(cfg).to(torch.float32)
+
+
+def perturb_norms(model):
+    """Norm weights are ones at init; move them so the parity tests see them."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.add_(0.1 * torch.randn_like(p))
+
+
+def build_model(tok):
+    cfg = tiny_llama_config(tok, num_labels=1, bos_token_id=tok.bos_token_id)
+    torch.manual_seed(0)
+    model = LlamaForSequenceClassification(cfg).to(torch.float32)
+    perturb_norms(model)
+    with torch.no_grad():
         model.score.weight.copy_(torch.randn_like(model.score.weight) / math.sqrt(cfg.hidden_size))
     model.eval()
     return model

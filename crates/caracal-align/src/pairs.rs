@@ -48,6 +48,17 @@ pub struct PairStats {
 }
 
 impl PairStats {
+    /// Count a kept pair's oddities: identical sides, and an empty side
+    /// (`empty_tokens`: a side with no completion token after tokenizing).
+    pub fn count_kept(&mut self, p: &PreferencePair, empty_tokens: bool) {
+        if p.chosen == p.rejected {
+            self.identical += 1;
+        }
+        if empty_tokens || p.chosen.trim().is_empty() || p.rejected.trim().is_empty() {
+            self.empty += 1;
+        }
+    }
+
     /// One line per thing a user should know, empty when nothing is wrong.
     pub fn warnings(&self, file: &str) -> Vec<String> {
         let mut w = Vec::new();
@@ -169,12 +180,7 @@ pub fn tokenize_pairs(
             stats.too_long += 1;
             continue;
         }
-        if p.chosen == p.rejected {
-            stats.identical += 1;
-        }
-        if p.chosen.trim().is_empty() || p.rejected.trim().is_empty() {
-            stats.empty += 1;
-        }
+        stats.count_kept(p, false);
         out.push(TokenPair {
             line: i + 1,
             chosen: c,

@@ -152,16 +152,7 @@ pub fn tokenize(
             stats.too_long += 1;
             continue;
         }
-        if p.chosen == p.rejected {
-            stats.identical += 1;
-        }
-        if c.is_empty()
-            || r.is_empty()
-            || p.chosen.trim().is_empty()
-            || p.rejected.trim().is_empty()
-        {
-            stats.empty += 1;
-        }
+        stats.count_kept(p, c.is_empty() || r.is_empty());
         out.push(CompletionPair {
             line: n,
             chosen: c,
