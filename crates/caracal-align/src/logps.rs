@@ -11,7 +11,7 @@ use caracal_core::Result;
 use caracal_models::Llama;
 
 /// Target id that contributes nothing.
-const IGNORE: i64 = -100;
+pub const IGNORE: i64 = -100;
 
 /// A tokenized sequence and the index of its first completion token.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,9 +34,13 @@ impl Completion {
     }
 }
 
-/// Summed completion log-probs `[N]` (f32) and completion lengths `[N]`
-/// of `seqs` under `model`, right-padded with `pad`.
-pub fn completion_logps(model: &Llama, seqs: &[&Completion], pad: u32) -> Result<SideLogps> {
+/// Right-padded ids `[N, T]`, targets `[N, T]` (the next token at completion
+/// positions, [`IGNORE`] elsewhere) and completion lengths of `seqs`.
+pub fn batch_targets(
+    seqs: &[&Completion],
+    pad: u32,
+    device: &candle_core::Device,
+) -> Result<(Tensor, Tensor, Vec<f64>)> {
     let t = seqs.iter().map(|s| s.ids.len()).max().unwrap_or(0);
     if seqs.is_empty() || t == 0 {
         caracal_core::bail!("no sequences to score");
@@ -61,11 +65,21 @@ pub fn completion_logps(model: &Llama, seqs: &[&Completion], pad: u32) -> Result
         }
         lens.push(s.len() as f64);
     }
-    let dev = model.device();
     let n = seqs.len();
-    let ids = Tensor::from_vec(ids, (n, t), dev)?;
-    let tgt = Tensor::from_vec(tgt, (n, t), dev)?;
+    Ok((
+        Tensor::from_vec(ids, (n, t), device)?,
+        Tensor::from_vec(tgt, (n, t), device)?,
+        lens,
+    ))
+}
+
+/// Summed completion log-probs `[N]` (f32) and completion lengths `[N]`
+/// of `seqs` under `model`, right-padded with `pad`.
+pub fn completion_logps(model: &Llama, seqs: &[&Completion], pad: u32) -> Result<SideLogps> {
+    let dev = model.device();
+    let (ids, tgt, lens) = batch_targets(seqs, pad, dev)?;
     let lp = model.token_logps(&ids, &tgt, IGNORE)?;
+    let n = lens.len();
     Ok(SideLogps {
         sum: lp.sum(1)?,
         len: Tensor::from_vec(lens, n, dev)?,

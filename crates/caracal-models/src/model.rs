@@ -447,6 +447,40 @@ impl Llama {
         Ok(nll.neg()?.reshape((b, t))?)
     }
 
+    /// [`Llama::token_logps`] through the full `[B·T, V]` logits (the fused
+    /// cross-entropy on materialized logits): the same numbers, the memory
+    /// a non-chunked implementation needs. The baseline of `caracal bench align`.
+    pub fn token_logps_full(
+        &self,
+        ids: &Tensor,
+        targets: &Tensor,
+        ignore_index: i64,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2().map_err(|_| {
+            Error::invalid(format!(
+                "token ids have shape {:?}; expected [batch, seq]",
+                ids.dims()
+            ))
+        })?;
+        if targets.dims() != ids.dims() {
+            caracal_core::bail!(
+                "targets have shape {:?} but ids have {:?}; they must match",
+                targets.dims(),
+                ids.dims()
+            );
+        }
+        let hidden = self.forward_hidden(ids, None)?;
+        let logits = self.project(&hidden.reshape((b * t, self.cfg.hidden_size))?)?;
+        let ce = CeOptions {
+            ignore_index,
+            reduction: Reduction::None,
+            ..CeOptions::default()
+        };
+        let tgt = targets.flatten_all()?.to_dtype(DType::I64)?;
+        let nll = caracal_kernels::cross_entropy(&logits, &tgt, &ce)?.loss;
+        Ok(nll.neg()?.reshape((b, t))?)
+    }
+
     /// Log-probabilities `[B, T, V]` (f32) for every position.
     pub fn log_probs(&self, ids: &Tensor) -> Result<Tensor> {
         let z = self.logits(ids)?.to_dtype(DType::F32)?;

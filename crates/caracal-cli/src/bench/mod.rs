@@ -1,6 +1,7 @@
 //! `caracal bench ...`: side-by-side measurements in one run, medians and
 //! peak allocated bytes.
 
+pub mod align;
 pub mod graph;
 pub mod kernels;
 #[cfg(feature = "cuda")]
@@ -23,6 +24,8 @@ pub enum BenchCmd {
     Train(train::TrainBenchArgs),
     /// LiGR serving: history computed once vs per-candidate recomputation.
     RankServe(rank_serve::RankServeBenchArgs),
+    /// One DPO step: chunked per-token log-probs vs the same loss on full logits.
+    Align(align::AlignBenchArgs),
 }
 
 pub fn run(b: BenchCmd) -> anyhow::Result<()> {
@@ -32,5 +35,6 @@ pub fn run(b: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Graph(a) => graph::run(a),
         BenchCmd::Train(a) => train::run(a),
         BenchCmd::RankServe(a) => rank_serve::run(a),
+        BenchCmd::Align(a) => align::run(a),
     }
 }
