@@ -42,4 +42,4 @@ pub use eval::{evaluate, EvalReport, RewardMetrics};
 pub use loss::{PairLoss, RewardObjective};
 pub use pairs::{read_pairs, tokenize_pairs, PairStats, PreferencePair, TokenPair};
 pub use reward_model::{LoadOptions, PadChoice, RewardModel};
-pub use train::{RmTrainOptions, RmTrainer};
+pub use train::{PairTraining, RmTrainOptions, RmTrainer};

@@ -33,7 +33,7 @@ use crate::diagnostics::{diagnostics, Diagnostics, Summary};
 use crate::loss::{PairLoss, RewardObjective};
 use crate::pairs::{encode_response, tokenize_pairs, PreferencePair};
 use crate::reward_model::{LoadOptions, PadChoice, RewardModel};
-use crate::train::{RmTrainOptions, RmTrainer};
+use crate::train::{PairTraining, RmTrainOptions, RmTrainer};
 use crate::world::{Split, World, WorldConfig, EOS};
 use candle_core::{DType, Device};
 use caracal_core::metrics::kendall_tau_b;
@@ -119,11 +119,14 @@ impl StudyConfig {
             data_seed: 0,
             seeds: vec![1, 2, 3, 4, 5],
             rm: RmTrainOptions {
-                batch_size: 16,
-                lr: 1e-3,
-                epochs: 1,
-                ckpt_every: 0,
-                ..RmTrainOptions::default()
+                objective: RewardObjective::default(),
+                train: PairTraining {
+                    batch_size: 16,
+                    lr: 1e-3,
+                    epochs: 1,
+                    ckpt_every: 0,
+                    ..PairTraining::default()
+                },
             },
             variants: all_variants(),
         }
@@ -426,8 +429,10 @@ pub fn run_study(cfg: &StudyConfig, mut progress: impl FnMut(&str)) -> Result<St
             let rm = fresh_rm(&base, &tok, seed)?;
             let opts = RmTrainOptions {
                 objective: *obj,
-                seed,
-                ..cfg.rm.clone()
+                train: PairTraining {
+                    seed,
+                    ..cfg.rm.train.clone()
+                },
             };
             let mut tr = RmTrainer::new(rm, opts, train.len())?;
             let mut last = Vec::new();

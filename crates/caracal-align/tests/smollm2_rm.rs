@@ -9,8 +9,8 @@
 
 use candle_core::Device;
 use caracal_align::{
-    read_pairs, tokenize_pairs, LoadOptions, RewardModel, RewardObjective, RmTrainOptions,
-    RmTrainer,
+    read_pairs, tokenize_pairs, LoadOptions, PairTraining, RewardModel, RewardObjective,
+    RmTrainOptions, RmTrainer,
 };
 use std::path::PathBuf;
 
@@ -91,10 +91,12 @@ fn smollm2_gguf_reward_model() {
             bsr: Some(1e-3),
             ..Default::default()
         },
-        batch_size: 2,
-        epochs: 3,
-        ckpt_every: 0,
-        ..Default::default()
+        train: PairTraining {
+            batch_size: 2,
+            epochs: 3,
+            ckpt_every: 0,
+            ..Default::default()
+        },
     };
     let mut tr = RmTrainer::new(rm, opts, 2).unwrap();
     let before = tr.rm.clf.score.as_tensor().to_vec2::<f32>().unwrap();

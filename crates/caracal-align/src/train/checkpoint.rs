@@ -100,7 +100,7 @@ pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
     };
     let pairs = take_moments(path, &clf.named_vars(), &mut moments)?;
     let opt = AdamW {
-        cfg: meta.opts.adamw.clone(),
+        cfg: meta.opts.train.adamw.clone(),
         t: adam_t,
         moments: pairs,
     };

@@ -20,10 +20,11 @@ use caracal_models::train::{grads, truncate_log, AdamW, AdamWConfig, LinearSched
 use std::path::Path;
 use std::time::Instant;
 
-/// Everything that fixes a reward-model training run.
+/// What fixes a training run on preference pairs, whatever its loss: the
+/// pass over the data, the optimizer and the checkpoint cadence. The pair
+/// order of epoch `e` is a permutation drawn from `(seed, e)` alone.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RmTrainOptions {
-    pub objective: RewardObjective,
+pub struct PairTraining {
     pub epochs: usize,
     /// Pairs per micro-batch (BSR's `B`).
     pub batch_size: usize,
@@ -43,14 +44,12 @@ pub struct RmTrainOptions {
     pub ckpt_every: usize,
 }
 
-impl Default for RmTrainOptions {
-    /// TRL's `RewardConfig` defaults where the BSR recipe does not say
-    /// otherwise: 1 epoch, AdamW (0.9, 0.999, 1e-8, no decay), clip 1.0,
-    /// 5% warmup and linear decay (the paper's); micro-batch 8 pairs,
-    /// lr 1e-5.
+impl Default for PairTraining {
+    /// TRL's defaults where the BSR recipe does not say otherwise: 1 epoch,
+    /// AdamW (0.9, 0.999, 1e-8, no decay), clip 1.0, 5% warmup and linear
+    /// decay (the paper's); micro-batch 8 pairs, lr 1e-5.
     fn default() -> Self {
-        RmTrainOptions {
-            objective: RewardObjective::default(),
+        PairTraining {
             epochs: 1,
             batch_size: 8,
             grad_accum: 1,
@@ -70,10 +69,9 @@ impl Default for RmTrainOptions {
     }
 }
 
-impl RmTrainOptions {
+impl PairTraining {
     /// Check the options once.
     pub fn validate(&self) -> Result<()> {
-        self.objective.validate()?;
         for (name, v) in [
             ("--epochs", self.epochs),
             ("--batch-size", self.batch_size),
@@ -103,6 +101,59 @@ impl RmTrainOptions {
     /// Optimizer steps per epoch for `n` pairs.
     pub fn steps_per_epoch(&self, n: usize) -> usize {
         n.div_ceil(self.batch_size * self.grad_accum)
+    }
+
+    /// Optimizer steps of the run for `n` pairs.
+    pub fn total_steps(&self, n: usize) -> usize {
+        self.epochs * self.steps_per_epoch(n)
+    }
+
+    /// Linear warmup and decay over the run.
+    pub fn schedule(&self, n: usize) -> LinearSchedule {
+        let total = self.total_steps(n);
+        LinearSchedule {
+            peak: self.lr,
+            warmup: (self.warmup_ratio * total as f64).ceil() as usize,
+            total,
+        }
+    }
+
+    /// The pair indices of micro-batch `micro` of optimizer step `step`.
+    pub fn micro_batch(&self, step: usize, micro: usize, n: usize) -> Vec<usize> {
+        let spe = self.steps_per_epoch(n);
+        let (epoch, within) = (step / spe, step % spe);
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng =
+            Rng::new(self.seed ^ (0x5EED_0000 + epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        rng.shuffle(&mut order);
+        let b = self.batch_size;
+        let start = (within * self.grad_accum + micro) * b;
+        order.into_iter().skip(start).take(b).collect()
+    }
+
+    /// The micro-batches of step `step` (the last step of an epoch may have
+    /// fewer).
+    pub fn micro_batches(&self, step: usize, n: usize) -> Vec<Vec<usize>> {
+        (0..self.grad_accum)
+            .map(|m| self.micro_batch(step, m, n))
+            .filter(|b| !b.is_empty())
+            .collect()
+    }
+}
+
+/// Everything that fixes a reward-model training run.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RmTrainOptions {
+    pub objective: RewardObjective,
+    #[serde(flatten)]
+    pub train: PairTraining,
+}
+
+impl RmTrainOptions {
+    /// Check the options once.
+    pub fn validate(&self) -> Result<()> {
+        self.objective.validate()?;
+        self.train.validate()
     }
 }
 
@@ -143,7 +194,7 @@ impl RmTrainer {
             );
         }
         let vars: Vec<Var> = rm.clf.named_vars().into_iter().map(|(_, v)| v).collect();
-        let opt = AdamW::new(opts.adamw.clone(), &vars)?;
+        let opt = AdamW::new(opts.train.adamw.clone(), &vars)?;
         Ok(RmTrainer {
             rm,
             opts,
@@ -176,16 +227,7 @@ impl RmTrainer {
 
     /// Total optimizer steps of the run.
     pub fn total_steps(&self) -> usize {
-        self.opts.epochs * self.opts.steps_per_epoch(self.train_pairs)
-    }
-
-    fn schedule(&self) -> LinearSchedule {
-        let total = self.total_steps();
-        LinearSchedule {
-            peak: self.opts.lr,
-            warmup: (self.opts.warmup_ratio * total as f64).ceil() as usize,
-            total,
-        }
+        self.opts.train.total_steps(self.train_pairs)
     }
 
     /// Write a checkpoint atomically into the folder `dir` (the tokenizer
@@ -215,20 +257,6 @@ impl RmTrainer {
         checkpoint::save(&dir.join(checkpoint::FILE), &self.rm, &self.opt, &meta)
     }
 
-    /// The pair indices of micro-batch `micro` of step `step`.
-    fn micro_batch(&self, step: usize, micro: usize) -> Vec<usize> {
-        let spe = self.opts.steps_per_epoch(self.train_pairs);
-        let (epoch, within) = (step / spe, step % spe);
-        let mut order: Vec<usize> = (0..self.train_pairs).collect();
-        let mut rng = Rng::new(
-            self.opts.seed ^ (0x5EED_0000 + epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        rng.shuffle(&mut order);
-        let b = self.opts.batch_size;
-        let start = (within * self.opts.grad_accum + micro) * b;
-        order.into_iter().skip(start).take(b).collect()
-    }
-
     /// One optimizer step.
     pub fn train_step(&mut self, pairs: &[TokenPair]) -> Result<RmStepStats> {
         if pairs.len() != self.train_pairs {
@@ -241,10 +269,7 @@ impl RmTrainer {
         let t0 = Instant::now();
         let mut sum: Vec<Option<Tensor>> = vec![None; self.vars.len()];
         let mut metrics = Vec::new();
-        let idx: Vec<Vec<usize>> = (0..self.opts.grad_accum)
-            .map(|m| self.micro_batch(self.step, m))
-            .filter(|b| !b.is_empty())
-            .collect();
+        let idx = self.opts.train.micro_batches(self.step, self.train_pairs);
         let n_micro = idx.len();
         for batch in &idx {
             let b = batch.len();
@@ -269,11 +294,11 @@ impl RmTrainer {
             let grads = (loss / n_micro as f64)?.backward()?;
             grads::accumulate(&mut sum, &grads, &self.vars)?;
         }
-        let grad_norm = grads::clip_global_norm(&mut sum, self.opts.clip)?;
-        let lr = self.schedule().lr(self.step);
+        let grad_norm = grads::clip_global_norm(&mut sum, self.opts.train.clip)?;
+        let lr = self.opts.train.schedule(self.train_pairs).lr(self.step);
         self.opt.step(&self.vars, &sum, lr)?;
         self.step += 1;
-        let spe = self.opts.steps_per_epoch(self.train_pairs);
+        let spe = self.opts.train.steps_per_epoch(self.train_pairs);
         Ok(RmStepStats {
             step: self.step,
             epoch: self.step as f64 / spe as f64,
@@ -320,13 +345,14 @@ impl RmTrainer {
             let at_end = s.step == total;
             let ev = match eval {
                 Some(e)
-                    if (self.opts.eval_every > 0 && s.step % self.opts.eval_every == 0)
+                    if (self.opts.train.eval_every > 0
+                        && s.step % self.opts.train.eval_every == 0)
                         || at_end =>
                 {
                     Some(evaluate(
                         &self.rm,
                         e,
-                        self.opts.batch_size,
+                        self.opts.train.batch_size,
                         &self.opts.objective,
                         false,
                     )?)
@@ -348,7 +374,9 @@ impl RmTrainer {
                 l.log(&rec)?;
             }
             if let Some(d) = out {
-                if (self.opts.ckpt_every > 0 && s.step % self.opts.ckpt_every == 0) || at_end {
+                if (self.opts.train.ckpt_every > 0 && s.step % self.opts.train.ckpt_every == 0)
+                    || at_end
+                {
                     self.save(d)?;
                 }
             }

@@ -6,8 +6,8 @@ use candle_core::Device;
 use caracal_align::study::{world_model_config, world_pairs, StudyConfig};
 use caracal_align::world::{Split, World, WorldConfig};
 use caracal_align::{
-    evaluate, read_pairs, tokenize_pairs, LoadOptions, PadChoice, PairLoss, PreferencePair,
-    RewardModel, RewardObjective, RmTrainOptions, RmTrainer, TokenPair,
+    evaluate, read_pairs, tokenize_pairs, LoadOptions, PadChoice, PairLoss, PairTraining,
+    PreferencePair, RewardModel, RewardObjective, RmTrainOptions, RmTrainer, TokenPair,
 };
 use caracal_models::train::AdamWConfig;
 use caracal_models::{HeadInit, Llama};
@@ -285,19 +285,21 @@ fn train(a: TrainArgs) -> Result<()> {
         let (train, eval, name) = data(&a, &rm, &world)?;
         let opts = RmTrainOptions {
             objective: a.objective.objective()?,
-            epochs: a.epochs,
-            batch_size: a.batch_size,
-            grad_accum: a.grad_accum,
-            lr: a.lr.unwrap_or(default_lr),
-            warmup_ratio: a.warmup_ratio,
-            adamw: AdamWConfig {
-                weight_decay: a.weight_decay,
-                ..RmTrainOptions::default().adamw
+            train: PairTraining {
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                grad_accum: a.grad_accum,
+                lr: a.lr.unwrap_or(default_lr),
+                warmup_ratio: a.warmup_ratio,
+                adamw: AdamWConfig {
+                    weight_decay: a.weight_decay,
+                    ..PairTraining::default().adamw
+                },
+                clip: (a.clip > 0.0).then_some(a.clip),
+                seed: a.seed,
+                eval_every: a.eval_every,
+                ckpt_every: a.ckpt_every,
             },
-            clip: (a.clip > 0.0).then_some(a.clip),
-            seed: a.seed,
-            eval_every: a.eval_every,
-            ckpt_every: a.ckpt_every,
         };
         let tr = RmTrainer::new(rm, opts, train.len())?;
         (tr, train, eval, name)
@@ -307,8 +309,8 @@ fn train(a: TrainArgs) -> Result<()> {
         tr.opts.objective.label(),
         train_pairs.len(),
         tr.total_steps(),
-        tr.opts.batch_size,
-        tr.opts.lr
+        tr.opts.train.batch_size,
+        tr.opts.train.lr
     );
     let out = a.out.clone();
     let last = tr.run(
@@ -528,7 +530,7 @@ fn study(a: StudyArgs) -> Result<()> {
         cfg.seeds = s;
     }
     if let Some(lr) = a.lr {
-        cfg.rm.lr = lr;
+        cfg.rm.train.lr = lr;
     }
     if let Some(n) = a.train_pairs {
         cfg.train_pairs = n;
