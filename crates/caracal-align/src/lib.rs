@@ -32,6 +32,7 @@ pub mod reward_model;
 pub mod template;
 
 // Training.
+pub mod direct_train;
 pub mod train;
 
 // The robustness study.

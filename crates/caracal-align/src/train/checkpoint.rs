@@ -1,4 +1,5 @@
-//! Reward-model training checkpoints: one safetensors file holding the
+//! Training checkpoints of caracal-align's trainers, and the reward model's:
+//! one safetensors file holding the
 //! parameters (`param/<name>`, the head as `param/score.weight`), AdamW's
 //! moments (`adam_m/<name>`, `adam_v/<name>`) and, as metadata, the model
 //! config, the options, the step, the pad id and the tokenizer. Written
@@ -7,8 +8,9 @@
 
 use super::RmTrainOptions;
 use crate::reward_model::RewardModel;
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use caracal_core::{Error, Result};
+use caracal_models::hf::TensorMap;
 use caracal_models::train::checkpoint::{split_state, state_tensors, take_moments};
 use caracal_models::train::AdamW;
 use caracal_models::{st, Llama, LlamaConfig, SequenceClassifier, Tokenizer};
@@ -34,18 +36,121 @@ pub struct RmCheckpointMeta {
     pub tokenizer: String,
 }
 
-/// Write a checkpoint atomically; the tokenizer goes next to it.
-pub fn save(path: &Path, rm: &RewardModel, opt: &AdamW, meta: &RmCheckpointMeta) -> Result<()> {
-    let ts = state_tensors(&rm.clf.named_vars(), opt)?;
+/// Write a checkpoint atomically: the parameters `vars`, AdamW's moments,
+/// the model config and `meta` (as JSON under the metadata key `key`, with
+/// AdamW's step count).
+pub fn save_state<M: serde::Serialize>(
+    path: &Path,
+    vars: &[(String, candle_core::Var)],
+    opt: &AdamW,
+    config: &LlamaConfig,
+    key: &str,
+    meta: &M,
+) -> Result<()> {
+    let ts = state_tensors(vars, opt)?;
     let mut md = HashMap::new();
-    md.insert(
-        "config".to_string(),
-        rm.clf.model.config().to_json().to_string(),
-    );
+    md.insert("config".to_string(), config.to_json().to_string());
     let info = serde_json::json!({ "adam_t": opt.t, "meta": meta });
-    md.insert("caracal_rm".to_string(), info.to_string());
+    md.insert(key.to_string(), info.to_string());
     caracal_core::write_atomic(path, &st::to_bytes(&ts, md)?)
 }
+
+/// A checkpoint read back, before its model is built.
+pub struct State<M> {
+    pub config: LlamaConfig,
+    /// The parameters by Hugging Face name.
+    pub params: TensorMap,
+    /// AdamW's moments (`adam_m/<name>`, `adam_v/<name>`).
+    pub moments: HashMap<String, Tensor>,
+    pub adam_t: u64,
+    pub meta: M,
+}
+
+/// Read a checkpoint written by [`save_state`] under `key`; `what` names
+/// the kind of checkpoint in errors, which also name the file.
+pub fn load_state<M: serde::de::DeserializeOwned>(
+    path: &Path,
+    device: &Device,
+    key: &str,
+    what: &str,
+) -> Result<State<M>> {
+    let (tensors, md) = st::read(path, device)?;
+    let field = |k: &str| -> Result<&String> {
+        md.get(k).ok_or_else(|| {
+            Error::file(
+                path,
+                format!("metadata field `{k}` is missing; is this a caracal {what} checkpoint?"),
+            )
+        })
+    };
+    let config = LlamaConfig::from_json_str(field("config")?, path)?;
+    let info: serde_json::Value = serde_json::from_str(field(key)?).map_err(|e| {
+        Error::file(
+            path,
+            format!("metadata field `{key}` is not valid JSON ({e})"),
+        )
+    })?;
+    let adam_t = info
+        .get("adam_t")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| Error::file(path, format!("metadata field `{key}.adam_t` is missing")))?;
+    let meta: M =
+        serde_json::from_value(info.get("meta").cloned().unwrap_or_default()).map_err(|e| {
+            Error::file(
+                path,
+                format!("metadata field `{key}.meta` is invalid ({e})"),
+            )
+        })?;
+    let (params, moments) = split_state(path, tensors);
+    Ok(State {
+        config,
+        params,
+        moments,
+        adam_t,
+        meta,
+    })
+}
+
+/// Write the tokenizer next to a checkpoint in `dir` (once) and return the
+/// name to record: `bytes` or `tokenizer.json`.
+pub fn save_tokenizer(dir: &Path, tok: &Tokenizer) -> Result<String> {
+    Ok(match tok {
+        Tokenizer::Bytes => "bytes".to_string(),
+        t => {
+            let p = dir.join("tokenizer.json");
+            if !p.exists() {
+                t.save(&p)?;
+            }
+            "tokenizer.json".to_string()
+        }
+    })
+}
+
+/// The tokenizer a checkpoint at `path` records (`bytes` or a file beside it).
+pub fn load_tokenizer(path: &Path, name: &str) -> Result<Tokenizer> {
+    match name {
+        "bytes" => Ok(Tokenizer::Bytes),
+        name => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            Tokenizer::from_file(dir.join(name))
+        }
+    }
+}
+
+/// Write a reward-model checkpoint atomically.
+pub fn save(path: &Path, rm: &RewardModel, opt: &AdamW, meta: &RmCheckpointMeta) -> Result<()> {
+    save_state(
+        path,
+        &rm.clf.named_vars(),
+        opt,
+        rm.clf.model.config(),
+        KEY,
+        meta,
+    )
+}
+
+/// The metadata key of reward-model checkpoints.
+const KEY: &str = "caracal_rm";
 
 /// A loaded checkpoint.
 pub struct Loaded {
@@ -56,48 +161,19 @@ pub struct Loaded {
 
 /// Read a checkpoint written by [`save`]; errors name the file.
 pub fn load(path: &Path, device: &Device) -> Result<Loaded> {
-    let (tensors, md) = st::read(path, device)?;
-    let field = |k: &str| -> Result<&String> {
-        md.get(k).ok_or_else(|| {
-            Error::file(
-                path,
-                format!(
-                    "metadata field `{k}` is missing; is this a caracal reward-model checkpoint?"
-                ),
-            )
-        })
-    };
-    let config = LlamaConfig::from_json_str(field("config")?, path)?;
-    let info: serde_json::Value = serde_json::from_str(field("caracal_rm")?).map_err(|e| {
-        Error::file(
-            path,
-            format!("metadata field `caracal_rm` is not valid JSON ({e})"),
-        )
-    })?;
-    let adam_t = info
-        .get("adam_t")
-        .and_then(|v| v.as_u64())
-        .ok_or_else(|| Error::file(path, "metadata field `caracal_rm.adam_t` is missing"))?;
-    let meta: RmCheckpointMeta =
-        serde_json::from_value(info.get("meta").cloned().unwrap_or_default()).map_err(|e| {
-            Error::file(
-                path,
-                format!("metadata field `caracal_rm.meta` is invalid ({e})"),
-            )
-        })?;
-    let (mut params, mut moments) = split_state(path, tensors);
+    let State {
+        config,
+        mut params,
+        mut moments,
+        adam_t,
+        meta,
+    } = load_state::<RmCheckpointMeta>(path, device, KEY, "reward-model")?;
     let model = Llama::from_source_backbone(&config, &mut params, device)?;
     let score = params
         .take("score.weight")?
         .ok_or_else(|| Error::file(path, "tensor `param/score.weight` is missing"))?;
     let clf = SequenceClassifier::with_head(model, score, meta.pad_id)?;
-    let tokenizer = match meta.tokenizer.as_str() {
-        "bytes" => Tokenizer::Bytes,
-        name => {
-            let dir = path.parent().unwrap_or(Path::new("."));
-            Tokenizer::from_file(dir.join(name))?
-        }
-    };
+    let tokenizer = load_tokenizer(path, &meta.tokenizer)?;
     let pairs = take_moments(path, &clf.named_vars(), &mut moments)?;
     let opt = AdamW {
         cfg: meta.opts.train.adamw.clone(),

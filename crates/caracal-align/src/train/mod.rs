@@ -235,16 +235,7 @@ impl RmTrainer {
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
-        let tokenizer = match &self.rm.tokenizer {
-            caracal_models::Tokenizer::Bytes => "bytes".to_string(),
-            t => {
-                let p = dir.join("tokenizer.json");
-                if !p.exists() {
-                    t.save(&p)?;
-                }
-                "tokenizer.json".to_string()
-            }
-        };
+        let tokenizer = checkpoint::save_tokenizer(dir, &self.rm.tokenizer)?;
         let meta = checkpoint::RmCheckpointMeta {
             opts: self.opts.clone(),
             step: self.step,

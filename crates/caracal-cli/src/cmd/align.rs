@@ -16,20 +16,13 @@ use std::path::PathBuf;
 pub enum AlignCmd {
     /// Evaluate a policy on preference pairs with a direct alignment loss (TRL's metrics).
     Eval(EvalArgs),
+    /// Train a policy with a direct alignment loss (reference log-probs computed once and cached).
+    Train(TrainArgs),
 }
 
-/// Options of `caracal align eval`.
-#[derive(clap::Args, Debug)]
-pub struct EvalArgs {
-    /// The policy: a Hugging Face folder, a .gguf file (dequantized) or a caracal checkpoint.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// The reference model (dpo, ipo, hinge, robust); same vocabulary as the policy.
-    #[arg(long)]
-    pub ref_model: Option<PathBuf>,
-    /// JSONL pairs {"prompt","chosen","rejected"} (plain text).
-    #[arg(long)]
-    pub pairs: PathBuf,
+/// The loss flags, shared by eval and train.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LossArgs {
     /// The loss, one of dpo, ipo, hinge, robust, simpo, alphapo, cpo, orpo.
     #[arg(long, default_value = "dpo")]
     pub loss: String,
@@ -54,12 +47,104 @@ pub struct EvalArgs {
     /// Tokenization: trl-dpo (DPOTrainer) or trl-cpo (CPOTrainer); default: the convention of the TRL trainer implementing the loss.
     #[arg(long)]
     pub template: Option<String>,
-    /// Pairs per micro-batch, in file order (TRL's per_device_eval_batch_size).
-    #[arg(long, default_value_t = 8)]
-    pub batch_size: usize,
     /// Drop pairs longer than this many tokens (counted, never truncated).
     #[arg(long, default_value_t = 1024)]
     pub max_length: usize,
+}
+
+impl LossArgs {
+    /// The loss and its template, notes printed.
+    fn resolve(&self) -> Result<(DirectLoss, Template)> {
+        let params = DirectParams {
+            beta: self.beta,
+            alpha: self.alpha,
+            gamma: self.gamma,
+            label_smoothing: self.label_smoothing,
+            cpo_alpha: self.cpo_alpha,
+            orpo_lambda: self.orpo_lambda,
+        };
+        let (loss, notes) = DirectLoss::from_name(&self.loss, &params)?;
+        for n in notes {
+            eprintln!("note: {n}");
+        }
+        let template = match &self.template {
+            Some(t) => t.parse::<Template>()?,
+            None => loss.default_template(),
+        };
+        Ok((loss, template))
+    }
+}
+
+/// Options of `caracal align train`.
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// The policy to train: a Hugging Face folder, a .gguf file (dequantized) or a caracal LM checkpoint.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The reference model (dpo, ipo, hinge, robust); default: the --model's initial weights.
+    #[arg(long)]
+    pub ref_model: Option<PathBuf>,
+    /// JSONL pairs {"prompt","chosen","rejected"} (plain text).
+    #[arg(long)]
+    pub pairs: PathBuf,
+    /// Held-out pairs evaluated at --eval-every and at the end.
+    #[arg(long)]
+    pub eval_pairs: Option<PathBuf>,
+    #[command(flatten)]
+    pub loss: LossArgs,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-6)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Pairs per micro-batch.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Share of the steps spent in linear warmup (then linear decay to 0).
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    /// Clip the global gradient norm to this; 0 disables clipping.
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Evaluate every N steps (0: at the end only).
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: usize,
+    /// Checkpoint every N steps (0: at the end only).
+    #[arg(long, default_value_t = 50)]
+    pub ckpt_every: usize,
+    /// Output folder: checkpoint.safetensors, metrics.jsonl and, at the end, the policy as a Hugging Face folder.
+    #[arg(long, default_value = "runs/align")]
+    pub out: PathBuf,
+    /// Continue from `<out>/checkpoint.safetensors` (options from the checkpoint; give the same --pairs and --ref-model).
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this many steps in total, as if killed (for testing --resume).
+    #[arg(long, hide = true)]
+    pub stop_after: Option<usize>,
+}
+
+/// Options of `caracal align eval`.
+#[derive(clap::Args, Debug)]
+pub struct EvalArgs {
+    /// The policy: a Hugging Face folder, a .gguf file (dequantized) or a caracal checkpoint.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The reference model (dpo, ipo, hinge, robust); same vocabulary as the policy.
+    #[arg(long)]
+    pub ref_model: Option<PathBuf>,
+    /// JSONL pairs {"prompt","chosen","rejected"} (plain text).
+    #[arg(long)]
+    pub pairs: PathBuf,
+    #[command(flatten)]
+    pub loss: LossArgs,
+    /// Pairs per micro-batch, in file order (TRL's per_device_eval_batch_size).
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
     /// Print JSON with TRL's metric names.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +154,7 @@ pub struct EvalArgs {
 pub fn run(cmd: AlignCmd) -> Result<()> {
     match cmd {
         AlignCmd::Eval(a) => eval(a),
+        AlignCmd::Train(a) => train(a),
     }
 }
 
@@ -78,26 +164,11 @@ fn open(path: &std::path::Path) -> Result<(Llama, caracal_models::Tokenizer)> {
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let params = DirectParams {
-        beta: a.beta,
-        alpha: a.alpha,
-        gamma: a.gamma,
-        label_smoothing: a.label_smoothing,
-        cpo_alpha: a.cpo_alpha,
-        orpo_lambda: a.orpo_lambda,
-    };
-    let (loss, notes) = DirectLoss::from_name(&a.loss, &params)?;
-    for n in notes {
-        eprintln!("note: {n}");
-    }
-    let template = match &a.template {
-        Some(t) => t.parse::<Template>()?,
-        None => loss.default_template(),
-    };
+    let (loss, template) = a.loss.resolve()?;
     if loss.needs_reference() && a.ref_model.is_none() {
         anyhow::bail!(
             "--loss {} compares the policy with a reference model; give --ref-model",
-            a.loss
+            a.loss.loss
         );
     }
     let (policy, tok) = open(&a.model)?;
@@ -116,7 +187,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         (Some(_), false) => {
             eprintln!(
                 "note: --loss {} uses no reference model; --ref-model is ignored",
-                a.loss
+                a.loss.loss
             );
             None
         }
@@ -129,7 +200,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         bos_id: cfg.bos_token_id,
     };
     let pairs = read_pairs(&a.pairs)?;
-    let (cp, stats) = tokenize(&pairs, &tok, template, &sp, a.max_length)?;
+    let (cp, stats) = tokenize(&pairs, &tok, template, &sp, a.loss.max_length)?;
     for w in stats.warnings(&a.pairs.display().to_string()) {
         eprintln!("warning: {w}");
     }
@@ -147,7 +218,7 @@ fn eval(a: EvalArgs) -> Result<()> {
         "{} pairs ({:?} template), {}: loss {:.6}, rewards chosen {:.4} rejected {:.4}, accuracy {:.4}, margin {:.4}, logps chosen {:.4} rejected {:.4}{}",
         cp.len(),
         template,
-        a.loss,
+        a.loss.loss,
         m.loss,
         m.rewards_chosen,
         m.rewards_rejected,
@@ -157,5 +228,164 @@ fn eval(a: EvalArgs) -> Result<()> {
         m.logps_rejected,
         m.nll_loss.map(|n| format!(", nll {n:.4}")).unwrap_or_default()
     );
+    Ok(())
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    use caracal_align::direct_train::{
+        cached_reference_logps, reference_key, reference_logps, DirectTrainOptions, DirectTrainer,
+    };
+    use caracal_align::PairTraining;
+    let dev = Device::Cpu;
+    let ck = a.out.join("checkpoint.safetensors");
+    // The policy, its tokenizer and the options: new, or from the checkpoint.
+    let (resumed, policy, tok, opts) = if a.resume {
+        let tr = DirectTrainer::resume(&ck, &dev)
+            .with_context(|| format!("cannot resume from {}", ck.display()))?;
+        eprintln!("resuming at step {} of {}", tr.step, tr.total_steps());
+        (Some(tr.step), None, tr.tokenizer.clone(), Some(tr))
+    } else {
+        let (p, t) = open(&a.model)?;
+        (None, Some(p), t, None)
+    };
+    let (loss, template, max_length, pad, sp_cfg) = match (&opts, &policy) {
+        (Some(tr), _) => (
+            tr.opts.loss,
+            tr.opts.template,
+            tr.opts.max_length,
+            tr.opts.pad_id,
+            tr.policy.config().clone(),
+        ),
+        (None, Some(p)) => {
+            let (l, t) = a.loss.resolve()?;
+            (
+                l,
+                t,
+                a.loss.max_length,
+                p.config().pad_token_id.unwrap_or(0),
+                p.config().clone(),
+            )
+        }
+        (None, None) => unreachable!("one of the two is set above"),
+    };
+    let sp = Specials {
+        eos_id: sp_cfg.eos_token_id,
+        eos_text: sp_cfg.eos_token_id.and_then(|i| tok.id_to_token(i)),
+        bos_id: sp_cfg.bos_token_id,
+    };
+    let load = |path: &PathBuf| -> Result<Vec<caracal_align::template::CompletionPair>> {
+        let (cp, stats) = tokenize(&read_pairs(path)?, &tok, template, &sp, max_length)?;
+        for w in stats.warnings(&path.display().to_string()) {
+            eprintln!("warning: {w}");
+        }
+        Ok(cp)
+    };
+    let pairs = load(&a.pairs)?;
+    let eval_pairs = a.eval_pairs.as_ref().map(load).transpose()?;
+    // The reference: computed once, cached next to the pairs file.
+    let ref_path = a.ref_model.clone().unwrap_or_else(|| a.model.clone());
+    let mut ref_model: Option<Llama> = None;
+    let reference = if loss.needs_reference() {
+        let key = reference_key(&ref_path, &pairs)?;
+        let stem = a
+            .pairs
+            .file_stem()
+            .map_or("pairs".into(), |s| s.to_string_lossy().into_owned());
+        let cache = a
+            .pairs
+            .with_file_name(format!("{stem}.ref-logps-{key}.json"));
+        let (r, hit) = cached_reference_logps(&cache, &key, || {
+            let (m, _) = load_model(&ref_path, GgufWeights::Dequantized, &dev)?;
+            if m.config().vocab_size != sp_cfg.vocab_size {
+                caracal_core::bail!(
+                    "the reference model has a vocabulary of {} tokens and the policy {}; they must share one tokenizer",
+                    m.config().vocab_size,
+                    sp_cfg.vocab_size
+                );
+            }
+            let r = reference_logps(&m, &pairs, a.batch_size, pad, key.clone());
+            ref_model = Some(m);
+            r
+        })?;
+        eprintln!(
+            "reference log-probs of {} pairs {} {}",
+            pairs.len(),
+            if hit { "read from" } else { "written to" },
+            cache.display()
+        );
+        Some(r)
+    } else {
+        None
+    };
+    let mut tr = match (opts, policy) {
+        (Some(mut tr), _) => {
+            tr.set_reference(reference)?;
+            tr
+        }
+        (None, Some(p)) => {
+            let o = DirectTrainOptions {
+                loss,
+                template,
+                max_length,
+                pad_id: pad,
+                train: PairTraining {
+                    epochs: a.epochs,
+                    batch_size: a.batch_size,
+                    grad_accum: a.grad_accum,
+                    lr: a.lr,
+                    warmup_ratio: a.warmup_ratio,
+                    clip: (a.clip > 0.0).then_some(a.clip),
+                    seed: a.seed,
+                    eval_every: a.eval_every,
+                    ckpt_every: a.ckpt_every,
+                    ..PairTraining::default()
+                },
+            };
+            DirectTrainer::new(p, tok.clone(), o, pairs.len(), reference)?
+        }
+        (None, None) => unreachable!("one of the two is set above"),
+    };
+    if eval_pairs.is_some() && loss.needs_reference() && ref_model.is_none() {
+        ref_model = Some(open(&ref_path)?.0);
+    }
+    eprintln!(
+        "training {:?} on {} pairs ({:?} template): {} steps, micro-batch {} pairs, lr {}{}",
+        tr.opts.loss,
+        pairs.len(),
+        template,
+        tr.total_steps(),
+        tr.opts.train.batch_size,
+        tr.opts.train.lr,
+        resumed
+            .map(|s| format!(", from step {s}"))
+            .unwrap_or_default()
+    );
+    let eval = eval_pairs.as_deref().map(|e| (e, ref_model.as_ref()));
+    let last = tr.run(&pairs, eval, &a.out, a.stop_after, |_, ev| {
+        if let Some(e) = ev {
+            eprintln!(
+                "eval: loss {:.4}, accuracy {:.3}, margin {:.4}",
+                e.loss, e.rewards_accuracies, e.rewards_margins
+            );
+        }
+    })?;
+    if tr.step == tr.total_steps() {
+        println!(
+            "trained {} steps; policy saved to {}{}",
+            tr.step,
+            a.out.display(),
+            last.map(|e| format!(
+                "; eval loss {:.4}, accuracy {:.3}",
+                e.loss, e.rewards_accuracies
+            ))
+            .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "stopped at step {} of {}; continue with --resume",
+            tr.step,
+            tr.total_steps()
+        );
+    }
     Ok(())
 }
