@@ -33,6 +33,7 @@ pub mod template;
 
 // Training.
 pub mod direct_train;
+pub mod rl;
 pub mod train;
 
 // The robustness study.
