@@ -57,6 +57,9 @@ enum Command {
     /// Direct alignment losses: DPO, IPO, robust, hinge, SimPO, AlphaPO, CPO, ORPO.
     #[command(subcommand)]
     Align(cmd::align::AlignCmd),
+    /// On-policy RL for language models: RLOO and GRPO.
+    #[command(subcommand)]
+    Rl(cmd::rl::RlCmd),
 }
 
 fn main() {
@@ -80,6 +83,7 @@ fn main() {
         Command::Attribution(c) => cmd::attribution::run(c),
         Command::Rm(c) => cmd::rm::run(c),
         Command::Align(c) => cmd::align::run(c),
+        Command::Rl(c) => cmd::rl::run(c),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

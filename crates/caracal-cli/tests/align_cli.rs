@@ -234,3 +234,83 @@ fn align_train_caches_the_reference_resumes_exactly_and_learns() {
     assert!(after < before - 0.05, "DPO loss {before} → {after}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// `caracal rl train`: RLOO of the tiny SmolLM2-tokenizer policy against
+/// the `rm_tiny` reward model (same tokenizer); killed and resumed, it ends
+/// where an uninterrupted run ends; bad reward specs are one sentence.
+#[test]
+fn rl_train_runs_resumes_and_names_bad_rewards() {
+    let d = fx();
+    let rm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../caracal-align/tests/fixtures/rm_tiny");
+    let tmp = std::env::temp_dir().join(format!("caracal-rl-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let (a, b) = (tmp.join("a"), tmp.join("b"));
+    let reward = format!("rm:{}", rm.join("model").display());
+    let policy = d.join("policy");
+    let prompts = rm.join("pairs.jsonl");
+    let args = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "rl",
+            "train",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--reward",
+            &reward,
+            "--prompts",
+            prompts.to_str().unwrap(),
+            "--k",
+            "2",
+            "--steps",
+            "4",
+            "--prompts-per-step",
+            "2",
+            "--max-new-tokens",
+            "5",
+            "--lr",
+            "1e-3",
+            "--ckpt-every",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let ok = |v: Vec<String>| {
+        let (good, out, err) = caracal(&v.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(good, "{err}");
+        (out, err)
+    };
+    let (out, _) = ok(args(&a, &[]));
+    assert!(out.contains("trained 4 steps of Rloo"), "{out}");
+    ok(args(&b, &["--stop-after", "3"]));
+    let (_, err) = ok(args(&b, &["--resume"]));
+    assert!(err.contains("resuming at step 2 of 4"), "{err}");
+    let strip = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string(p.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("seconds");
+                v.to_string()
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    assert_eq!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(b.join("model.safetensors")).unwrap()
+    );
+    let mut bad = args(&a, &[]);
+    let i = bad.iter().position(|s| s == "--reward").unwrap();
+    bad[i + 1] = "builtin:nope".into();
+    fails(
+        &bad.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--reward `builtin:nope` is unknown",
+    );
+    std::fs::remove_dir_all(&tmp).ok();
+}

@@ -6,5 +6,6 @@ pub mod graph;
 pub mod lm;
 pub mod loglin;
 pub mod rank;
+pub mod rl;
 pub mod rm;
 pub mod tour;
