@@ -36,7 +36,8 @@ pub mod direct_train;
 pub mod rl;
 pub mod train;
 
-// The robustness study.
+// The robustness study and the RLHF experiment.
+pub mod rlhf;
 pub mod study;
 pub mod world;
 

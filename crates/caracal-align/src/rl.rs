@@ -204,6 +204,22 @@ pub struct RlTrainer {
     vars: Vec<Var>,
 }
 
+/// The text a completion adds to its prompt: the decoded whole sequence
+/// minus the decoded prompt, so that `prompt + completion` reads as the
+/// model wrote it (a word-level tokenizer keeps its space, a byte-level BPE
+/// its merged characters); the completion decoded alone when the prefix
+/// does not match.
+pub fn completion_text(tok: &Tokenizer, prompt: &[u32], completion: &[u32]) -> Result<String> {
+    let p = tok.decode(prompt)?;
+    let mut all = prompt.to_vec();
+    all.extend_from_slice(completion);
+    let full = tok.decode(&all)?;
+    match full.strip_prefix(p.as_str()) {
+        Some(rest) => Ok(rest.to_string()),
+        None => tok.decode(completion),
+    }
+}
+
 fn mix(a: u64, b: u64) -> u64 {
     let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -339,7 +355,7 @@ impl RlTrainer {
                     stop: stop.clone(),
                 };
                 let c = generate(&self.policy, &p_ids, &g)?;
-                let text = self.tokenizer.decode(&c)?;
+                let text = completion_text(&self.tokenizer, &p_ids, &c)?;
                 raw.push(reward.reward(prompt, &text, &c)?);
                 let start = p_ids.len();
                 let mut ids = p_ids.clone();

@@ -14,6 +14,25 @@ use std::path::{Path, PathBuf};
 pub enum RlCmd {
     /// Train a policy with RLOO or GRPO.
     Train(TrainArgs),
+    /// The BSR paper's RLHF experiment in the synthetic world: RLOO against a BT and a BSR reward model, scored by the gold reward.
+    Study(StudyArgs),
+}
+
+/// Options of `caracal rl study`.
+#[derive(clap::Args, Debug)]
+pub struct StudyArgs {
+    /// Override the seeds (comma-separated), e.g. a pilot seed.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Override the RLOO learning rate (for the pilot).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Override the RLOO steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Write the report here as JSON (atomically).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// Options of `caracal rl train`.
@@ -72,6 +91,7 @@ pub struct TrainArgs {
 pub fn run(cmd: RlCmd) -> Result<()> {
     match cmd {
         RlCmd::Train(a) => train(a),
+        RlCmd::Study(a) => study(a),
     }
 }
 
@@ -168,5 +188,40 @@ fn train(a: TrainArgs) -> Result<()> {
         ),
         _ => println!("stopped at step {} of {}; continue with --resume", tr.step, tr.opts.steps),
     }
+    Ok(())
+}
+
+fn study(a: StudyArgs) -> Result<()> {
+    let mut cfg = caracal_align::rlhf::RlhfConfig::full();
+    if let Some(s) = a.seeds {
+        cfg.seeds = s;
+    }
+    if let Some(lr) = a.lr {
+        cfg.rl.lr = lr;
+    }
+    if let Some(n) = a.steps {
+        cfg.rl.steps = n;
+    }
+    let r = caracal_align::rlhf::run_rlhf(&cfg, |m| eprintln!("{m}"))?;
+    if let Some(p) = &a.out {
+        caracal_core::write_json_atomic(p, &r)?;
+    }
+    println!(
+        "gold reward of RLOO policies (mean over {} in-domain prompts × {} samples):",
+        cfg.eval_prompts, cfg.eval_samples
+    );
+    for run in &r.runs {
+        println!(
+            "seed {} {:<14} SFT {:.4} → {:.4} (proxy {:.3} → {:.3}, KL {:.2})",
+            run.seed,
+            run.objective,
+            run.before.gold,
+            run.after.gold,
+            run.before.proxy,
+            run.after.proxy,
+            run.after.kl
+        );
+    }
+    println!("total {:.1} s", r.seconds);
     Ok(())
 }
