@@ -23,6 +23,7 @@ pub mod diagnostics;
 pub mod direct;
 pub mod direct_eval;
 pub mod eval;
+pub mod kto;
 pub mod logps;
 pub mod loss;
 

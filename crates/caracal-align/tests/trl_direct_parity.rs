@@ -157,3 +157,46 @@ fn dpo_and_cpo_metrics_match_trl() {
         }
     }
 }
+
+/// KTO against TRL 1.16's `KTOTrainer.evaluate()` (`tools/make_kto_fixture.py`):
+/// the same sequences and KL (mismatched) sequences, log-probs and metrics.
+#[test]
+fn kto_matches_trl() {
+    use caracal_align::direct::KtoOptions;
+    use caracal_align::kto::{evaluate_kto, kl_sequences, read_examples, tokenize as kto_tokenize};
+    let dir = fixture();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("kto_expected.json")).unwrap())
+            .unwrap();
+    let dev = Device::Cpu;
+    let policy = hf::load_dir(dir.join("policy"), DType::F32, &dev).unwrap();
+    let reference = hf::load_dir(dir.join("ref"), DType::F32, &dev).unwrap();
+    let tok = Tokenizer::from_file(dir.join("policy/tokenizer.json")).unwrap();
+    let ex = read_examples(&dir.join("kto.jsonl")).unwrap();
+    let (seqs, dropped) = kto_tokenize(&ex, &tok, Some("<|im_end|>"), 1024).unwrap();
+    assert_eq!(dropped, 0);
+    let kl = kl_sequences(&seqs);
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for (i, (s, w)) in seqs.iter().zip(exp["rows"].as_array().unwrap()).enumerate() {
+        assert_eq!(s.seq.ids, ids(&w["ids"]), "row {i} ids");
+        assert_eq!(
+            s.seq.start as u64,
+            w["completion_start"].as_u64().unwrap(),
+            "row {i}"
+        );
+        assert_eq!(kl[i].ids, ids(&w["kl_ids"]), "row {i} KL ids");
+        assert_eq!(s.label, w["label"].as_bool().unwrap());
+    }
+    let m = evaluate_kto(&policy, &reference, &seqs, &KtoOptions::default(), 8, 0).unwrap();
+    let got = m.to_trl_json();
+    for (k, v) in got.as_object().unwrap() {
+        let (g, w) = (v.as_f64().unwrap(), exp["metrics"][k].as_f64().unwrap());
+        assert!(close(g, w), "KTO {k}: caracal {g} vs TRL {w}");
+    }
+}

@@ -314,3 +314,54 @@ fn rl_train_runs_resumes_and_names_bad_rewards() {
     );
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// `caracal align kto --json` equals TRL 1.16's `KTOTrainer.evaluate()`.
+#[test]
+fn align_kto_json_equals_trl() {
+    let d = fx();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("kto_expected.json")).unwrap())
+            .unwrap();
+    let (p, r, e) = (d.join("policy"), d.join("ref"), d.join("kto.jsonl"));
+    let (good, out, err) = caracal(&[
+        "align",
+        "kto",
+        "--model",
+        p.to_str().unwrap(),
+        "--ref-model",
+        r.to_str().unwrap(),
+        "--examples",
+        e.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(good, "{err}");
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for k in [
+        "loss",
+        "kl",
+        "rewards/chosen",
+        "rewards/rejected",
+        "rewards/margins",
+        "logps/chosen",
+        "logps/rejected",
+    ] {
+        let (g, w) = (
+            got[k].as_f64().unwrap(),
+            exp["metrics"][k].as_f64().unwrap(),
+        );
+        assert!(close(g, w), "KTO {k}: caracal {g} vs TRL {w}");
+    }
+    fails(
+        &[
+            "align",
+            "kto",
+            "--model",
+            p.to_str().unwrap(),
+            "--ref-model",
+            r.to_str().unwrap(),
+            "--examples",
+            d.join("pairs.jsonl").to_str().unwrap(),
+        ],
+        "line 1: expected",
+    );
+}

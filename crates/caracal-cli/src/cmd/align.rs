@@ -18,6 +18,39 @@ pub enum AlignCmd {
     Eval(EvalArgs),
     /// Train a policy with a direct alignment loss (reference log-probs computed once and cached).
     Train(TrainArgs),
+    /// Evaluate KTO on unpaired examples {"prompt","completion","label"} (TRL's KTOTrainer metrics).
+    Kto(KtoArgs),
+}
+
+/// Options of `caracal align kto`.
+#[derive(clap::Args, Debug)]
+pub struct KtoArgs {
+    /// The policy: a Hugging Face folder, a .gguf file (dequantized) or a caracal checkpoint.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The reference model (same vocabulary).
+    #[arg(long)]
+    pub ref_model: PathBuf,
+    /// JSONL examples {"prompt", "completion", "label": true|false}.
+    #[arg(long)]
+    pub examples: PathBuf,
+    #[arg(long, default_value_t = 0.1)]
+    pub beta: f64,
+    /// λ_D, the weight of desirable examples.
+    #[arg(long, default_value_t = 1.0)]
+    pub desirable_weight: f64,
+    /// λ_U, the weight of undesirable examples.
+    #[arg(long, default_value_t = 1.0)]
+    pub undesirable_weight: f64,
+    /// Examples per batch; the KL pairs are formed within each batch (TRL's per_device batch size).
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Drop examples longer than this many tokens (counted, never truncated).
+    #[arg(long, default_value_t = 1024)]
+    pub max_length: usize,
+    /// Print JSON with TRL's metric names.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The loss flags, shared by eval and train.
@@ -155,6 +188,7 @@ pub fn run(cmd: AlignCmd) -> Result<()> {
     match cmd {
         AlignCmd::Eval(a) => eval(a),
         AlignCmd::Train(a) => train(a),
+        AlignCmd::Kto(a) => kto(a),
     }
 }
 
@@ -385,6 +419,50 @@ fn train(a: TrainArgs) -> Result<()> {
             "stopped at step {} of {}; continue with --resume",
             tr.step,
             tr.total_steps()
+        );
+    }
+    Ok(())
+}
+
+fn kto(a: KtoArgs) -> Result<()> {
+    use caracal_align::direct::KtoOptions;
+    use caracal_align::kto::{evaluate_kto, read_examples, tokenize as kto_tokenize};
+    let opts = KtoOptions {
+        beta: a.beta,
+        desirable_weight: a.desirable_weight,
+        undesirable_weight: a.undesirable_weight,
+    };
+    let (policy, tok) = open(&a.model)?;
+    let (reference, _) = open(&a.ref_model)?;
+    if reference.config().vocab_size != policy.config().vocab_size {
+        anyhow::bail!(
+            "the reference model has a vocabulary of {} tokens and the policy {}; they must share one tokenizer",
+            reference.config().vocab_size,
+            policy.config().vocab_size
+        );
+    }
+    let eos = policy
+        .config()
+        .eos_token_id
+        .and_then(|i| tok.id_to_token(i));
+    let ex = read_examples(&a.examples)?;
+    let (seqs, dropped) = kto_tokenize(&ex, &tok, eos.as_deref(), a.max_length)?;
+    if dropped > 0 {
+        eprintln!(
+            "warning: {dropped} of {} examples are longer than --max-length and were dropped",
+            ex.len()
+        );
+    }
+    let pad = policy.config().pad_token_id.unwrap_or(0);
+    let m = evaluate_kto(&policy, &reference, &seqs, &opts, a.batch_size, pad)?;
+    if a.json {
+        let mut v = m.to_trl_json();
+        v["examples"] = seqs.len().into();
+        println!("{v}");
+    } else {
+        println!(
+            "{} examples: loss {:.6}, KL {:.4}, rewards chosen {:.4} rejected {:.4} (margin {:.4}), logps chosen {:.4} rejected {:.4}",
+            seqs.len(), m.loss, m.kl, m.rewards_chosen, m.rewards_rejected, m.rewards_margins, m.logps_chosen, m.logps_rejected
         );
     }
     Ok(())
