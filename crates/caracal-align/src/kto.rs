@@ -9,6 +9,7 @@
 
 use crate::direct::{kto_kl, kto_loss, KtoOptions};
 use crate::logps::{completion_logps, Completion};
+use crate::template::common_prefix;
 use caracal_core::{Error, Result};
 use caracal_models::{Llama, Tokenizer};
 use std::path::Path;
@@ -47,10 +48,6 @@ pub fn read_examples(path: &Path) -> Result<Vec<KtoExample>> {
         return Err(Error::file(path, "holds no examples"));
     }
     Ok(out)
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// A tokenized example.

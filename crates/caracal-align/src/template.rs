@@ -58,7 +58,8 @@ pub struct CompletionPair {
     pub rejected: Completion,
 }
 
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+/// The length of the common prefix of two token sequences.
+pub(crate) fn common_prefix(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
