@@ -14,12 +14,11 @@ use crate::direct_eval::{evaluate_direct, pair_logps, DirectMetrics};
 use crate::logps::mean_nll;
 use crate::template::{CompletionPair, Template};
 use crate::train::checkpoint::{self, load_state, save_state, State};
-use crate::train::PairTraining;
+use crate::train::{due, PairTraining, RunLog};
 use candle_core::{DType, Tensor, Var};
-use caracal_core::progress::JsonlLog;
 use caracal_core::{Error, Result};
 use caracal_models::train::checkpoint::take_moments;
-use caracal_models::train::{grads, truncate_log, AdamW};
+use caracal_models::train::{grads, AdamW};
 use caracal_models::{hf, Llama, Tokenizer};
 use std::path::Path;
 use std::time::Instant;
@@ -386,32 +385,21 @@ impl DirectTrainer {
         mut on_step: impl FnMut(&DirectStepStats, Option<&DirectMetrics>),
     ) -> Result<Option<DirectMetrics>> {
         let total = self.total_steps();
-        std::fs::create_dir_all(out)
-            .map_err(|e| Error::file(out, format!("cannot create: {e}")))?;
-        let log_path = out.join("metrics.jsonl");
-        truncate_log(&log_path, self.step)?;
-        let mut log = JsonlLog::append(&log_path)?;
+        let mut log = RunLog::open(Some(out), self.step, total, "align train")?;
         let end = stop_after.unwrap_or(total).min(total);
-        let pb = caracal_core::progress::bar(total as u64, "align train");
-        pb.set_position(self.step as u64);
+        let tr = self.opts.train.clone();
         let mut last = None;
-        let every = self.opts.train.eval_every;
         while self.step < end {
             let s = self.train_step(pairs)?;
-            pb.set_position(s.step as u64);
-            pb.set_message(format!("loss {:.4} acc {:.3}", s.loss, s.accuracy));
-            let at_end = s.step == total;
             let ev = match eval {
-                Some((e, r)) if (every > 0 && s.step % every == 0) || at_end => {
-                    Some(evaluate_direct(
-                        &self.policy,
-                        r,
-                        e,
-                        &self.opts.loss,
-                        self.opts.train.batch_size,
-                        self.opts.pad_id,
-                    )?)
-                }
+                Some((e, r)) if due(tr.eval_every, s.step, total) => Some(evaluate_direct(
+                    &self.policy,
+                    r,
+                    e,
+                    &self.opts.loss,
+                    tr.batch_size,
+                    self.opts.pad_id,
+                )?),
                 _ => None,
             };
             let mut rec = serde_json::to_value(&s).map_err(|e| Error::invalid(e.to_string()))?;
@@ -420,9 +408,12 @@ impl DirectTrainer {
                 rec["eval_rewards/accuracies"] = e.rewards_accuracies.into();
                 rec["eval_rewards/margins"] = e.rewards_margins.into();
             }
-            log.log(&rec)?;
-            let ck = self.opts.train.ckpt_every;
-            if (ck > 0 && s.step % ck == 0) || at_end {
+            log.record(
+                s.step,
+                format!("loss {:.4} acc {:.3}", s.loss, s.accuracy),
+                &rec,
+            )?;
+            if due(tr.ckpt_every, s.step, total) {
                 self.save(out)?;
             }
             on_step(&s, ev.as_ref());
@@ -430,7 +421,7 @@ impl DirectTrainer {
                 last = ev;
             }
         }
-        pb.finish_and_clear();
+        log.finish();
         if self.step == total {
             hf::save_dir(&self.policy, out)?;
         }

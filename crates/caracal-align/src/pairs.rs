@@ -48,13 +48,12 @@ pub struct PairStats {
 }
 
 impl PairStats {
-    /// Count a kept pair's oddities: identical sides, and an empty side
-    /// (`empty_tokens`: a side with no completion token after tokenizing).
-    pub fn count_kept(&mut self, p: &PreferencePair, empty_tokens: bool) {
+    /// Count a kept pair's oddities: identical sides, and an empty side.
+    pub fn count_kept(&mut self, p: &PreferencePair) {
         if p.chosen == p.rejected {
             self.identical += 1;
         }
-        if empty_tokens || p.chosen.trim().is_empty() || p.rejected.trim().is_empty() {
+        if p.chosen.trim().is_empty() || p.rejected.trim().is_empty() {
             self.empty += 1;
         }
     }
@@ -155,13 +154,15 @@ pub fn encode_response(
     Ok(ids)
 }
 
-/// Tokenize pairs, dropping (and counting) those longer than `max_length`.
-pub fn tokenize_pairs(
+/// The loop every pair tokenizer shares: `encode` turns pair `n` (1-based)
+/// into its tokenized form and the token lengths of its two sides; pairs
+/// longer than `max_length` on either side are dropped and counted, never
+/// truncated, and the kept ones are counted for their oddities.
+pub(crate) fn tokenize_each<T>(
     pairs: &[PreferencePair],
-    tok: &Tokenizer,
-    eos_text: Option<&str>,
     max_length: usize,
-) -> Result<(Vec<TokenPair>, PairStats)> {
+    mut encode: impl FnMut(usize, &PreferencePair) -> Result<(T, [usize; 2])>,
+) -> Result<(Vec<T>, PairStats)> {
     if max_length == 0 {
         caracal_core::bail!("--max-length is 0; it must be at least 1");
     }
@@ -171,24 +172,41 @@ pub fn tokenize_pairs(
     };
     let mut out = Vec::with_capacity(pairs.len());
     for (i, p) in pairs.iter().enumerate() {
-        let enc = |r: &str| {
-            encode_response(tok, eos_text, p.prompt.as_deref(), r)
-                .map_err(|e| Error::invalid(format!("pair {}: {e}", i + 1)))
-        };
-        let (c, r) = (enc(&p.chosen)?, enc(&p.rejected)?);
-        if c.len() > max_length || r.len() > max_length {
+        let (t, lens) = encode(i + 1, p)?;
+        if lens.iter().any(|&l| l > max_length) {
             stats.too_long += 1;
             continue;
         }
-        stats.count_kept(p, false);
-        out.push(TokenPair {
-            line: i + 1,
-            chosen: c,
-            rejected: r,
-        });
+        stats.count_kept(p);
+        out.push(t);
     }
     stats.kept = out.len();
     Ok((out, stats))
+}
+
+/// Tokenize pairs, dropping (and counting) those longer than `max_length`.
+pub fn tokenize_pairs(
+    pairs: &[PreferencePair],
+    tok: &Tokenizer,
+    eos_text: Option<&str>,
+    max_length: usize,
+) -> Result<(Vec<TokenPair>, PairStats)> {
+    tokenize_each(pairs, max_length, |n, p| {
+        let enc = |r: &str| {
+            encode_response(tok, eos_text, p.prompt.as_deref(), r)
+                .map_err(|e| Error::invalid(format!("pair {n}: {e}")))
+        };
+        let (c, r) = (enc(&p.chosen)?, enc(&p.rejected)?);
+        let lens = [c.len(), r.len()];
+        Ok((
+            TokenPair {
+                line: n,
+                chosen: c,
+                rejected: r,
+            },
+            lens,
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -18,11 +18,11 @@
 use crate::advantage::{grpo, rloo};
 use crate::logps::{completion_logps, Completion};
 use crate::train::checkpoint::{self, load_state, save_state, State};
+use crate::train::{due, RunLog};
 use candle_core::{DType, Tensor, Var};
-use caracal_core::progress::JsonlLog;
 use caracal_core::{Error, Result, Rng};
 use caracal_models::train::checkpoint::take_moments;
-use caracal_models::train::{grads, truncate_log, AdamW, AdamWConfig};
+use caracal_models::train::{grads, AdamW, AdamWConfig};
 use caracal_models::{generate, hf, GenerateOptions, Llama, Sampling, Tokenizer};
 use std::path::Path;
 use std::time::Instant;
@@ -303,16 +303,23 @@ impl RlTrainer {
         )
     }
 
-    /// The prompts of step `step`: a seeded permutation per pass.
+    /// The prompts of step `step`: a seeded permutation per pass over them.
     fn step_prompts(&self, n: usize, step: usize) -> Vec<usize> {
         let per = self.opts.prompts_per_step;
-        (0..per)
-            .map(|j| {
-                let g = step * per + j;
-                let (pass, at) = (g / n, g % n);
-                let mut order: Vec<usize> = (0..n).collect();
-                Rng::new(mix(self.opts.seed, pass as u64)).shuffle(&mut order);
-                order[at]
+        let order = |pass: usize| {
+            let mut o: Vec<usize> = (0..n).collect();
+            Rng::new(mix(self.opts.seed, pass as u64)).shuffle(&mut o);
+            o
+        };
+        let (first, last) = (step * per, step * per + per - 1);
+        let (mut pass, mut cur) = (first / n, order(first / n));
+        (first..=last)
+            .map(|g| {
+                if g / n != pass {
+                    pass = g / n;
+                    cur = order(pass);
+                }
+                cur[g % n]
             })
             .collect()
     }
@@ -426,27 +433,18 @@ impl RlTrainer {
         stop_after: Option<usize>,
         mut on_step: impl FnMut(&RlStepStats),
     ) -> Result<()> {
-        std::fs::create_dir_all(out)
-            .map_err(|e| Error::file(out, format!("cannot create: {e}")))?;
-        let log_path = out.join("metrics.jsonl");
-        truncate_log(&log_path, self.step)?;
-        let mut log = JsonlLog::append(&log_path)?;
         let total = self.opts.steps;
+        let mut log = RunLog::open(Some(out), self.step, total, "rl train")?;
         let end = stop_after.unwrap_or(total).min(total);
-        let pb = caracal_core::progress::bar(total as u64, "rl train");
-        pb.set_position(self.step as u64);
         while self.step < end {
             let s = self.train_step(prompts, reward)?;
-            pb.set_position(s.step as u64);
-            pb.set_message(format!("reward {:.3} kl {:.3}", s.reward, s.kl));
-            log.log(&serde_json::to_value(&s).map_err(|e| Error::invalid(e.to_string()))?)?;
-            let ck = self.opts.ckpt_every;
-            if (ck > 0 && s.step % ck == 0) || s.step == total {
+            log.record(s.step, format!("reward {:.3} kl {:.3}", s.reward, s.kl), &s)?;
+            if due(self.opts.ckpt_every, s.step, total) {
                 self.save(out)?;
             }
             on_step(&s);
         }
-        pb.finish_and_clear();
+        log.finish();
         if self.step == total {
             hf::save_dir(&self.policy, out)?;
         }

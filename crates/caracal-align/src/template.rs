@@ -116,16 +116,7 @@ pub fn tokenize(
     sp: &Specials,
     max_length: usize,
 ) -> Result<(Vec<CompletionPair>, PairStats)> {
-    if max_length == 0 {
-        caracal_core::bail!("--max-length is 0; it must be at least 1");
-    }
-    let mut stats = PairStats {
-        read: pairs.len(),
-        ..PairStats::default()
-    };
-    let mut out = Vec::with_capacity(pairs.len());
-    for (i, p) in pairs.iter().enumerate() {
-        let n = i + 1;
+    crate::pairs::tokenize_each(pairs, max_length, |n, p| {
         let (c, r) = match template {
             Template::TrlDpo => dpo_pair(tok, sp, p)?,
             Template::TrlCpo => {
@@ -148,20 +139,23 @@ pub fn tokenize(
                     "pair {n}: the prompt is empty and the tokenizer adds no BOS, so nothing predicts the first completion token; give a prompt"
                 );
             }
+            // Length-averaged losses divide by the completion's token count.
+            if s.is_empty() {
+                caracal_core::bail!(
+                    "pair {n}: a completion has no tokens (it is empty and the tokenizer has no EOS to append); give a non-empty completion"
+                );
+            }
         }
-        if c.ids.len() > max_length || r.ids.len() > max_length {
-            stats.too_long += 1;
-            continue;
-        }
-        stats.count_kept(p, c.is_empty() || r.is_empty());
-        out.push(CompletionPair {
-            line: n,
-            chosen: c,
-            rejected: r,
-        });
-    }
-    stats.kept = out.len();
-    Ok((out, stats))
+        let lens = [c.ids.len(), r.ids.len()];
+        Ok((
+            CompletionPair {
+                line: n,
+                chosen: c,
+                rejected: r,
+            },
+            lens,
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -206,6 +200,13 @@ mod tests {
         assert!(v.is_empty() && st.too_long == 1);
         let e = tokenize(&[pair("", "c", "d")], &tok, Template::TrlDpo, &sp, 10).unwrap_err();
         assert!(e.to_string().contains("prompt is empty"), "{e}");
+        // No EOS to append: an empty completion has no token to average over.
+        let none = Specials::default();
+        let e = tokenize(&[pair("ab", "", "d")], &tok, Template::TrlDpo, &none, 10).unwrap_err();
+        assert!(
+            e.to_string().contains("pair 1: a completion has no tokens"),
+            "{e}"
+        );
         assert!("trl-xyz"
             .parse::<Template>()
             .unwrap_err()

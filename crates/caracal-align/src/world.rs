@@ -1369,9 +1369,10 @@ mod tests {
     }
 
     #[test]
-    fn world_print_examples() {
+    fn world_generator_styles_rank_as_designed() {
         let w = world();
         let mut rng = Rng::new(5);
+        let mut means = Vec::new();
         for (g, style) in GENERATORS.iter().enumerate() {
             let held = if g < w.config().n_train_generators {
                 "train"
@@ -1389,6 +1390,16 @@ mod tests {
                 }
             }
             println!("  mean gold over 200 responses {:+.3}", mean(&golds));
+            assert!(golds.iter().all(|g| g.is_finite()), "{golds:?}");
+            means.push(mean(&golds));
+        }
+        // The design's ordering of styles (module docs): the terse expert
+        // and the balanced writer score well, the careless writer and the
+        // rambler badly.
+        for good in [0, 3] {
+            for bad in [2, 6] {
+                assert!(means[good] > means[bad] + 1.0, "{means:?}");
+            }
         }
     }
 }

@@ -2,7 +2,8 @@
 //! JSON object per logged step in a JSONL file.
 
 use crate::{Error, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+pub use indicatif::ProgressBar;
+use indicatif::ProgressStyle;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 

@@ -8,15 +8,17 @@
 //! exactly the batches an uninterrupted run would have seen.
 
 pub mod checkpoint;
+pub mod run_log;
+
+pub use run_log::{due, RunLog};
 
 use crate::eval::{evaluate, EvalReport, RewardMetrics};
 use crate::loss::RewardObjective;
 use crate::pairs::TokenPair;
 use crate::reward_model::RewardModel;
 use candle_core::{DType, Tensor, Var};
-use caracal_core::progress::JsonlLog;
 use caracal_core::{Error, Result, Rng};
-use caracal_models::train::{grads, truncate_log, AdamW, AdamWConfig, LinearSchedule};
+use caracal_models::train::{grads, AdamW, AdamWConfig, LinearSchedule};
 use std::path::Path;
 use std::time::Instant;
 
@@ -118,25 +120,34 @@ impl PairTraining {
         }
     }
 
-    /// The pair indices of micro-batch `micro` of optimizer step `step`.
-    pub fn micro_batch(&self, step: usize, micro: usize, n: usize) -> Vec<usize> {
-        let spe = self.steps_per_epoch(n);
-        let (epoch, within) = (step / spe, step % spe);
+    /// The pair order of epoch `epoch`: a permutation drawn from
+    /// `(seed, epoch)` alone.
+    fn epoch_order(&self, epoch: usize, n: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng =
             Rng::new(self.seed ^ (0x5EED_0000 + epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         rng.shuffle(&mut order);
-        let b = self.batch_size;
-        let start = (within * self.grad_accum + micro) * b;
-        order.into_iter().skip(start).take(b).collect()
+        order
     }
 
-    /// The micro-batches of step `step` (the last step of an epoch may have
-    /// fewer).
+    /// The pair indices of each micro-batch of optimizer step `step` (the
+    /// last step of an epoch may have fewer micro-batches, and its last
+    /// micro-batch fewer pairs).
     pub fn micro_batches(&self, step: usize, n: usize) -> Vec<Vec<usize>> {
+        let spe = self.steps_per_epoch(n);
+        let order = self.epoch_order(step / spe, n);
+        let b = self.batch_size;
+        let first = (step % spe) * self.grad_accum * b;
         (0..self.grad_accum)
-            .map(|m| self.micro_batch(step, m, n))
-            .filter(|b| !b.is_empty())
+            .map(|m| {
+                order
+                    .iter()
+                    .skip(first + m * b)
+                    .take(b)
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|v| !v.is_empty())
             .collect()
     }
 }
@@ -312,71 +323,43 @@ impl RmTrainer {
         mut on_step: impl FnMut(&RmStepStats, Option<&EvalReport>),
     ) -> Result<Option<EvalReport>> {
         let total = self.total_steps();
-        let mut log = match out {
-            Some(d) => {
-                std::fs::create_dir_all(d)
-                    .map_err(|e| Error::file(d, format!("cannot create: {e}")))?;
-                let p = d.join("metrics.jsonl");
-                truncate_log(&p, self.step)?;
-                Some(JsonlLog::append(&p)?)
-            }
-            None => None,
-        };
+        let mut log = RunLog::open(out, self.step, total, "rm train")?;
         let end = stop_after.unwrap_or(total).min(total);
-        let pb = caracal_core::progress::bar(total as u64, "rm train");
-        pb.set_position(self.step as u64);
+        let tr = self.opts.train.clone();
         let mut last = None;
         while self.step < end {
             let s = self.train_step(pairs)?;
-            pb.set_position(s.step as u64);
-            pb.set_message(format!(
-                "loss {:.4} acc {:.3}",
-                s.metrics.loss, s.metrics.accuracy
-            ));
-            let at_end = s.step == total;
             let ev = match eval {
-                Some(e)
-                    if (self.opts.train.eval_every > 0
-                        && s.step % self.opts.train.eval_every == 0)
-                        || at_end =>
-                {
-                    Some(evaluate(
-                        &self.rm,
-                        e,
-                        self.opts.train.batch_size,
-                        &self.opts.objective,
-                        false,
-                    )?)
-                }
+                Some(e) if due(tr.eval_every, s.step, total) => Some(evaluate(
+                    &self.rm,
+                    e,
+                    tr.batch_size,
+                    &self.opts.objective,
+                    false,
+                )?),
                 _ => None,
             };
-            if let Some(l) = log.as_mut() {
-                let mut rec =
-                    serde_json::to_value(&s).map_err(|e| Error::invalid(e.to_string()))?;
-                if let Some(e) = &ev {
-                    for (k, v) in [
-                        ("eval_loss", e.metrics.loss),
-                        ("eval_accuracy", e.metrics.accuracy),
-                        ("eval_margin", e.metrics.margin),
-                    ] {
-                        rec[k] = v.into();
-                    }
+            let mut rec = serde_json::to_value(&s).map_err(|e| Error::invalid(e.to_string()))?;
+            if let Some(e) = &ev {
+                for (k, v) in [
+                    ("eval_loss", e.metrics.loss),
+                    ("eval_accuracy", e.metrics.accuracy),
+                    ("eval_margin", e.metrics.margin),
+                ] {
+                    rec[k] = v.into();
                 }
-                l.log(&rec)?;
             }
-            if let Some(d) = out {
-                if (self.opts.train.ckpt_every > 0 && s.step % self.opts.train.ckpt_every == 0)
-                    || at_end
-                {
-                    self.save(d)?;
-                }
+            let msg = format!("loss {:.4} acc {:.3}", s.metrics.loss, s.metrics.accuracy);
+            log.record(s.step, msg, &rec)?;
+            if let Some(d) = out.filter(|_| due(tr.ckpt_every, s.step, total)) {
+                self.save(d)?;
             }
             on_step(&s, ev.as_ref());
             if ev.is_some() {
                 last = ev;
             }
         }
-        pb.finish_and_clear();
+        log.finish();
         if self.step == total {
             if let Some(d) = out {
                 self.rm.save(d)?;

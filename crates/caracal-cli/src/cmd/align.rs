@@ -273,24 +273,29 @@ fn train(a: TrainArgs) -> Result<()> {
     let dev = Device::Cpu;
     let ck = a.out.join("checkpoint.safetensors");
     // The policy, its tokenizer and the options: new, or from the checkpoint.
-    let (resumed, policy, tok, opts) = if a.resume {
+    enum Start {
+        Resumed(Box<DirectTrainer>),
+        New(Box<Llama>),
+    }
+    let (start, tok) = if a.resume {
         let tr = DirectTrainer::resume(&ck, &dev)
             .with_context(|| format!("cannot resume from {}", ck.display()))?;
         eprintln!("resuming at step {} of {}", tr.step, tr.total_steps());
-        (Some(tr.step), None, tr.tokenizer.clone(), Some(tr))
+        let tok = tr.tokenizer.clone();
+        (Start::Resumed(Box::new(tr)), tok)
     } else {
         let (p, t) = open(&a.model)?;
-        (None, Some(p), t, None)
+        (Start::New(Box::new(p)), t)
     };
-    let (loss, template, max_length, pad, sp_cfg) = match (&opts, &policy) {
-        (Some(tr), _) => (
+    let (loss, template, max_length, pad, sp_cfg) = match &start {
+        Start::Resumed(tr) => (
             tr.opts.loss,
             tr.opts.template,
             tr.opts.max_length,
             tr.opts.pad_id,
             tr.policy.config().clone(),
         ),
-        (None, Some(p)) => {
+        Start::New(p) => {
             let (l, t) = a.loss.resolve()?;
             (
                 l,
@@ -300,7 +305,6 @@ fn train(a: TrainArgs) -> Result<()> {
                 p.config().clone(),
             )
         }
-        (None, None) => unreachable!("one of the two is set above"),
     };
     let sp = Specials {
         eos_id: sp_cfg.eos_token_id,
@@ -351,12 +355,14 @@ fn train(a: TrainArgs) -> Result<()> {
     } else {
         None
     };
-    let mut tr = match (opts, policy) {
-        (Some(mut tr), _) => {
+    let resumed = matches!(start, Start::Resumed(_));
+    let mut tr = match start {
+        Start::Resumed(mut tr) => {
             tr.set_reference(reference)?;
-            tr
+            *tr
         }
-        (None, Some(p)) => {
+        Start::New(p) => {
+            let p = *p;
             let o = DirectTrainOptions {
                 loss,
                 template,
@@ -377,7 +383,6 @@ fn train(a: TrainArgs) -> Result<()> {
             };
             DirectTrainer::new(p, tok.clone(), o, pairs.len(), reference)?
         }
-        (None, None) => unreachable!("one of the two is set above"),
     };
     if eval_pairs.is_some() && loss.needs_reference() && ref_model.is_none() {
         ref_model = Some(open(&ref_path)?.0);
@@ -390,9 +395,7 @@ fn train(a: TrainArgs) -> Result<()> {
         tr.total_steps(),
         tr.opts.train.batch_size,
         tr.opts.train.lr,
-        resumed
-            .map(|s| format!(", from step {s}"))
-            .unwrap_or_default()
+        if resumed { ", resumed" } else { "" }
     );
     let eval = eval_pairs.as_deref().map(|e| (e, ref_model.as_ref()));
     let last = tr.run(&pairs, eval, &a.out, a.stop_after, |_, ev| {
