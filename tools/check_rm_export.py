@@ -72,7 +72,7 @@ import trl  # noqa: E402
 from datasets import Dataset, disable_caching  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
 # The TRL evaluation and its cross-check are shared with the other fixture.
-from make_rm_fixture import check_metrics, reward_one, run_trl  # noqa: E402
+from make_rm_fixture import evaluate_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 FX = ROOT / "crates" / "caracal-align" / "tests" / "fixtures" / "rm_export"
@@ -207,32 +207,13 @@ def main():
         "batching": "all rows of a file in one eval batch (per_device_eval_batch_size = rows)",
         "files": {},
     }
-    entry = {"pairs": None, "metrics": {}}
+    def check_ids(ids):
+        for c, r in ids:
+            assert UNK_ID not in c and UNK_ID not in r, ("<unk> in TRL ids", c, r)
+            assert c[-1] == EOS_ID and r[-1] == EOS_ID, (c, r)
+
     with tempfile.TemporaryDirectory() as tmp:
-        for label, center in (("none", None), ("center_0.01", 0.01)):
-            ids, metrics = run_trl(model, tok, rows, center, tmp)
-            if entry["pairs"] is None:
-                for c, r in ids:
-                    assert UNK_ID not in c and UNK_ID not in r, ("<unk> in TRL ids", c, r)
-                    assert c[-1] == EOS_ID and r[-1] == EOS_ID, (c, r)
-                entry["pairs"] = [
-                    {
-                        "chosen_ids": c,
-                        "rejected_ids": r,
-                        "chosen_reward": reward_one(model, c),
-                        "rejected_reward": reward_one(model, r),
-                    }
-                    for c, r in ids
-                ]
-            else:
-                assert ids == [(p["chosen_ids"], p["rejected_ids"]) for p in entry["pairs"]]
-            check_metrics(
-                metrics,
-                [p["chosen_reward"] for p in entry["pairs"]],
-                [p["rejected_reward"] for p in entry["pairs"]],
-                center,
-            )
-            entry["metrics"][label] = metrics
+        entry = evaluate_rows(model, tok, rows, tmp, check_ids)
     bc, br = rewards_padded_batch(model, tok, rows, [(p["chosen_ids"], p["rejected_ids"]) for p in entry["pairs"]])
     diff = 0.0
     for p, c, r in zip(entry["pairs"], bc, br):

@@ -231,6 +231,38 @@ def check_metrics(m, rc, rr, center):
         assert abs(m[k] - v) < 1e-5, (k, m[k], v)
 
 
+def evaluate_rows(model, tok, rows, tmp, check_ids=None):
+    """TRL's evaluate() on `rows` (one batch), without and with
+    center_rewards_coefficient = 0.01, plus each sequence's reward run one at
+    a time, cross-checked against TRL's metrics. `check_ids(ids)` may assert
+    more about the token ids TRL fed the model."""
+    entry = {"pairs": None, "metrics": {}}
+    for label, center in (("none", None), ("center_0.01", 0.01)):
+        ids, metrics = run_trl(model, tok, rows, center, tmp)
+        if entry["pairs"] is None:
+            if check_ids is not None:
+                check_ids(ids)
+            entry["pairs"] = [
+                {
+                    "chosen_ids": c,
+                    "rejected_ids": r,
+                    "chosen_reward": reward_one(model, c),
+                    "rejected_reward": reward_one(model, r),
+                }
+                for c, r in ids
+            ]
+        else:
+            assert ids == [(p["chosen_ids"], p["rejected_ids"]) for p in entry["pairs"]]
+        check_metrics(
+            metrics,
+            [p["chosen_reward"] for p in entry["pairs"]],
+            [p["rejected_reward"] for p in entry["pairs"]],
+            center,
+        )
+        entry["metrics"][label] = metrics
+    return entry
+
+
 def main():
     disable_caching()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -263,29 +295,7 @@ def main():
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, rows in files.items():
-            entry = {"pairs": None, "metrics": {}}
-            for label, center in (("none", None), ("center_0.01", 0.01)):
-                ids, metrics = run_trl(model, tok, rows, center, tmp)
-                if entry["pairs"] is None:
-                    entry["pairs"] = [
-                        {
-                            "chosen_ids": c,
-                            "rejected_ids": r,
-                            "chosen_reward": reward_one(model, c),
-                            "rejected_reward": reward_one(model, r),
-                        }
-                        for c, r in ids
-                    ]
-                else:
-                    assert ids == [(p["chosen_ids"], p["rejected_ids"]) for p in entry["pairs"]]
-                check_metrics(
-                    metrics,
-                    [p["chosen_reward"] for p in entry["pairs"]],
-                    [p["rejected_reward"] for p in entry["pairs"]],
-                    center,
-                )
-                entry["metrics"][label] = metrics
-            expected["files"][name] = entry
+            expected["files"][name] = evaluate_rows(model, tok, rows, tmp)
     # json.dump writes floats with repr(), i.e. full (shortest round-trip) precision.
     with open(OUT / "expected.json", "w", encoding="utf-8") as f:
         json.dump(expected, f, indent=1, ensure_ascii=False)

@@ -2,7 +2,7 @@
 //! - `rm_tiny`: a tiny random `LlamaForSequenceClassification` that uses
 //!   SmolLM2's tokenizer, written by transformers (`tools/make_rm_fixture.py`);
 //! - `rm_export`: a reward model trained and saved by caracal
-//!   (`caracal rm train --seed 7 --batch-size 8`), which transformers and TRL
+//!   (`caracal --threads 1 rm train --seed 7 --batch-size 8`), which transformers and TRL
 //!   load with no missing or unexpected key (`tools/check_rm_export.py`).
 //!
 //! On each: the same token ids for every pair, the same rewards, and the
