@@ -13,11 +13,10 @@ use crate::direct::{direct_loss, DirectLoss, PairLogps, SideLogps};
 use crate::direct_eval::{evaluate_direct, pair_logps, DirectMetrics};
 use crate::logps::mean_nll;
 use crate::template::{CompletionPair, Template};
-use crate::train::checkpoint::{self, load_state, save_state, State};
+use crate::train::checkpoint;
 use crate::train::{due, PairTraining, RunLog};
 use candle_core::{DType, Tensor, Var};
 use caracal_core::{Error, Result};
-use caracal_models::train::checkpoint::take_moments;
 use caracal_models::train::{grads, AdamW};
 use caracal_models::{hf, Llama, Tokenizer};
 use std::path::Path;
@@ -163,8 +162,6 @@ pub struct DirectCheckpointMeta {
     pub opts: DirectTrainOptions,
     pub step: usize,
     pub train_pairs: usize,
-    /// `bytes`, or a `tokenizer.json` next to the checkpoint.
-    pub tokenizer: String,
 }
 
 const KEY: &str = "caracal_align";
@@ -240,28 +237,18 @@ impl DirectTrainer {
 
     /// Continue from a checkpoint written by [`DirectTrainer::save`].
     pub fn resume(path: &Path, device: &candle_core::Device) -> Result<Self> {
-        let State {
-            config,
-            mut params,
-            mut moments,
-            adam_t,
-            meta,
-        } = load_state::<DirectCheckpointMeta>(path, device, KEY, "alignment")?;
-        let policy = Llama::from_source(&config, &mut params, device)?;
-        let named = policy.named_vars();
-        let pairs = take_moments(path, &named, &mut moments)?;
-        let vars: Vec<Var> = named.into_iter().map(|(_, v)| v).collect();
+        let st =
+            checkpoint::load_policy::<DirectCheckpointMeta>(path, device, KEY, "alignment", |m| {
+                m.opts.train.adamw.clone()
+            })?;
+        let vars: Vec<Var> = st.policy.named_vars().into_iter().map(|(_, v)| v).collect();
         Ok(DirectTrainer {
-            tokenizer: checkpoint::load_tokenizer(path, &meta.tokenizer)?,
-            opt: AdamW {
-                cfg: meta.opts.train.adamw.clone(),
-                t: adam_t,
-                moments: pairs,
-            },
-            policy,
-            opts: meta.opts,
-            step: meta.step,
-            train_pairs: meta.train_pairs,
+            policy: st.policy,
+            tokenizer: st.tokenizer,
+            opt: st.opt,
+            opts: st.meta.opts,
+            step: st.meta.step,
+            train_pairs: st.meta.train_pairs,
             reference: None,
             vars,
         })
@@ -274,22 +261,12 @@ impl DirectTrainer {
 
     /// Write a checkpoint atomically into `dir` (the tokenizer beside it).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
         let meta = DirectCheckpointMeta {
             opts: self.opts.clone(),
             step: self.step,
             train_pairs: self.train_pairs,
-            tokenizer: checkpoint::save_tokenizer(dir, &self.tokenizer)?,
         };
-        save_state(
-            &dir.join(checkpoint::FILE),
-            &self.policy.named_vars(),
-            &self.opt,
-            self.policy.config(),
-            KEY,
-            &meta,
-        )
+        checkpoint::save_policy(dir, &self.policy, &self.opt, &self.tokenizer, KEY, &meta)
     }
 
     fn reference_for(&self, idx: &[usize], policy: &PairLogps) -> Result<Option<PairLogps>> {

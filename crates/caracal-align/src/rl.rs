@@ -17,11 +17,10 @@
 
 use crate::advantage::{grpo, rloo};
 use crate::logps::{completion_logps, Completion};
-use crate::train::checkpoint::{self, load_state, save_state, State};
+use crate::train::checkpoint;
 use crate::train::{due, RunLog};
 use candle_core::{DType, Tensor, Var};
 use caracal_core::{Error, Result, Rng};
-use caracal_models::train::checkpoint::take_moments;
 use caracal_models::train::{grads, AdamW, AdamWConfig};
 use caracal_models::{generate, hf, GenerateOptions, Llama, Sampling, Tokenizer};
 use std::path::Path;
@@ -188,7 +187,6 @@ pub struct RlStepStats {
 struct RlCheckpointMeta {
     opts: RlOptions,
     step: usize,
-    tokenizer: String,
 }
 
 const KEY: &str = "caracal_rl";
@@ -259,48 +257,27 @@ impl RlTrainer {
     /// Continue from a checkpoint written by [`RlTrainer::save`], with the
     /// same reference model.
     pub fn resume(path: &Path, reference: Llama, device: &candle_core::Device) -> Result<Self> {
-        let State {
-            config,
-            mut params,
-            mut moments,
-            adam_t,
-            meta,
-        } = load_state::<RlCheckpointMeta>(path, device, KEY, "RL")?;
-        let policy = Llama::from_source(&config, &mut params, device)?;
-        let named = policy.named_vars();
-        let pairs = take_moments(path, &named, &mut moments)?;
+        let st = checkpoint::load_policy::<RlCheckpointMeta>(path, device, KEY, "RL", |m| {
+            m.opts.adamw.clone()
+        })?;
         Ok(RlTrainer {
-            vars: named.into_iter().map(|(_, v)| v).collect(),
-            tokenizer: checkpoint::load_tokenizer(path, &meta.tokenizer)?,
-            opt: AdamW {
-                cfg: meta.opts.adamw.clone(),
-                t: adam_t,
-                moments: pairs,
-            },
-            policy,
+            vars: st.policy.named_vars().into_iter().map(|(_, v)| v).collect(),
+            policy: st.policy,
             reference,
-            opts: meta.opts,
-            step: meta.step,
+            tokenizer: st.tokenizer,
+            opt: st.opt,
+            opts: st.meta.opts,
+            step: st.meta.step,
         })
     }
 
     /// Write a checkpoint atomically into `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
         let meta = RlCheckpointMeta {
             opts: self.opts.clone(),
             step: self.step,
-            tokenizer: checkpoint::save_tokenizer(dir, &self.tokenizer)?,
         };
-        save_state(
-            &dir.join(checkpoint::FILE),
-            &self.policy.named_vars(),
-            &self.opt,
-            self.policy.config(),
-            KEY,
-            &meta,
-        )
+        checkpoint::save_policy(dir, &self.policy, &self.opt, &self.tokenizer, KEY, &meta)
     }
 
     /// The prompts of step `step`: a seeded permutation per pass over them.

@@ -137,6 +137,77 @@ pub fn load_tokenizer(path: &Path, name: &str) -> Result<Tokenizer> {
     }
 }
 
+/// The metadata of a policy checkpoint: the trainer's own, plus the
+/// tokenizer beside it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PolicyMeta<M> {
+    tokenizer: String,
+    trainer: M,
+}
+
+/// Write a causal-LM policy, its optimizer, its tokenizer (beside it) and
+/// the trainer's metadata into `dir/checkpoint.safetensors`, atomically.
+pub fn save_policy<M: serde::Serialize>(
+    dir: &Path,
+    policy: &Llama,
+    opt: &AdamW,
+    tok: &Tokenizer,
+    key: &str,
+    meta: &M,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::file(dir, format!("cannot create: {e}")))?;
+    let meta = PolicyMeta {
+        tokenizer: save_tokenizer(dir, tok)?,
+        trainer: meta,
+    };
+    save_state(
+        &dir.join(FILE),
+        &policy.named_vars(),
+        opt,
+        policy.config(),
+        key,
+        &meta,
+    )
+}
+
+/// A policy checkpoint read back.
+pub struct PolicyState<M> {
+    pub policy: Llama,
+    pub opt: AdamW,
+    pub tokenizer: Tokenizer,
+    pub meta: M,
+}
+
+/// Read a checkpoint written by [`save_policy`]; `adamw` gives the
+/// optimizer's settings from the trainer's metadata.
+pub fn load_policy<M: serde::de::DeserializeOwned>(
+    path: &Path,
+    device: &Device,
+    key: &str,
+    what: &str,
+    adamw: impl Fn(&M) -> caracal_models::train::AdamWConfig,
+) -> Result<PolicyState<M>> {
+    let State {
+        config,
+        mut params,
+        mut moments,
+        adam_t,
+        meta,
+    } = load_state::<PolicyMeta<M>>(path, device, key, what)?;
+    let policy = Llama::from_source(&config, &mut params, device)?;
+    let pairs = take_moments(path, &policy.named_vars(), &mut moments)?;
+    Ok(PolicyState {
+        opt: AdamW {
+            cfg: adamw(&meta.trainer),
+            t: adam_t,
+            moments: pairs,
+        },
+        tokenizer: load_tokenizer(path, &meta.tokenizer)?,
+        policy,
+        meta: meta.trainer,
+    })
+}
+
 /// Write a reward-model checkpoint atomically.
 pub fn save(path: &Path, rm: &RewardModel, opt: &AdamW, meta: &RmCheckpointMeta) -> Result<()> {
     save_state(
