@@ -11,6 +11,11 @@
 //!   per-row losses and `dz_c = ∂loss/∂z_c` in place;
 //! - `dx_c = dz_c·W`, `dW += dz_cᵀ·x_c`, `db += Σ_rows dz_c`.
 //!
+//! Rows that cannot contribute are never projected: a row whose target is
+//! `ignore_index`, and in the `Reduction::None` backward a row whose
+//! `grad_output` is 0 (the prompt and pad tokens of a preference batch).
+//! Kept rows are gathered into the chunks, and their `dx` scattered back.
+//!
 //! The forward computes every gradient and stashes it; the backward only
 //! scales by `grad_output`. For `Reduction::None` the gradient depends on the
 //! per-token `grad_output`, so the forward computes losses only and the
@@ -27,9 +32,7 @@ use crate::cross_entropy::{
     ce_rows, scale_by, CeOptions, CeOutput, CeSpec, GradScale, KernelFloat, Reduction, RowLoss,
 };
 use crate::real::Real;
-use candle_core::{
-    CpuStorage, CustomOp2, CustomOp3, DType, Device, Layout, Shape, Storage, Tensor,
-};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Shape, Storage, Tensor};
 use caracal_core::{Error, Result};
 use half::{bf16, f16};
 use rayon::prelude::*;
@@ -95,21 +98,60 @@ fn round_to<R: Real>(dt: DType, v: R) -> R {
     }
 }
 
-/// `acc[V, H] += dzᵀ·x` for `dz` `[n, V]` and `x` `[n, H]`, all row-major,
-/// by one call to the `gemm` crate (the kernel candle itself runs on the
-/// CPU) with `read_dst`, so the product is added in place.
-fn accumulate_at_b<R: Real>(
-    acc: &mut [R],
-    dz: &[R],
-    x: &[R],
-    n: usize,
-    v: usize,
-    h: usize,
-) -> candle_core::Result<()> {
-    if acc.len() != v * h || dz.len() != n * v || x.len() != n * h {
-        candle_core::bail!("fused_linear_cross_entropy: internal shape mismatch in the dW update");
+/// A strided read-only matrix view: element `(i, j)` is `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct View<'a, R> {
+    data: &'a [R],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, R> View<'a, R> {
+    /// A row-major `[rows, cols]` matrix.
+    fn rm(data: &'a [R], rows: usize, cols: usize) -> Self {
+        View {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
     }
-    if n == 0 {
+
+    /// The transpose (no copy).
+    fn t(self) -> Self {
+        View {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst = a·b` (or `dst += a·b` with `accumulate`) for a row-major `dst`
+/// `[a.rows, b.cols]`, by one call to the `gemm` crate (the kernel candle
+/// itself runs on the CPU), parallel over the rayon pool.
+fn matmul_into<R: Real>(
+    dst: &mut [R],
+    accumulate: bool,
+    a: View<'_, R>,
+    b: View<'_, R>,
+) -> candle_core::Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || dst.len() != m * n || !a.in_bounds() || !b.in_bounds() {
+        candle_core::bail!("fused_linear_cross_entropy: internal shape mismatch in a matmul");
+    }
+    if m == 0 || n == 0 {
         return Ok(());
     }
     let threads = rayon::current_num_threads();
@@ -118,25 +160,26 @@ fn accumulate_at_b<R: Real>(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the three slices have the lengths checked above; `acc` is
-    // [v, h] row-major (row stride h, column stride 1); dzᵀ is [v, n] read
-    // from dz [n, v] (row stride 1, column stride v); x is [n, h] row-major.
-    // R is f32 or f64, both supported by gemm.
+    // SAFETY: every index the product reads lies inside its view's slice
+    // (checked by `in_bounds`), and `dst` is `[m, n]` row-major (row stride
+    // n, column stride 1) with the length checked above. R is f32 or f64,
+    // both supported by gemm. With k = 0 and `accumulate` false, gemm
+    // writes zeros.
     unsafe {
         gemm::gemm(
-            v,
-            h,
+            m,
             n,
-            acc.as_mut_ptr(),
+            k,
+            dst.as_mut_ptr(),
             1,
-            h as isize,
-            true,
-            dz.as_ptr(),
-            v as isize,
-            1,
-            x.as_ptr(),
-            1,
-            h as isize,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
             R::one(),
             R::one(),
             false,
@@ -146,16 +189,6 @@ fn accumulate_at_b<R: Real>(
         );
     }
     Ok(())
-}
-
-/// The CPU slice of a contiguous tensor of scalar `R`.
-fn with_slice<R: Real, T>(t: &Tensor, f: impl FnOnce(&[R]) -> T) -> candle_core::Result<T> {
-    let (st, l) = t.storage_and_layout();
-    let Storage::Cpu(cs) = &*st else {
-        candle_core::bail!("the CPU kernels got a tensor on another device")
-    };
-    let v = cpu::read::<R>(cs, l)?;
-    Ok(f(&v))
 }
 
 impl Flce {
@@ -179,62 +212,92 @@ impl Flce {
         grads: bool,
         row_scale: Option<&[f64]>,
     ) -> candle_core::Result<(Vec<RowLoss<f64>>, Option<Grads>)> {
-        let cdt = <R as Real>::DTYPE;
         let (bt, h) = self.x.dims2()?;
         let v = self.w.dim(0)?;
-        let w = self.w.to_dtype(cdt)?; // a no-op for f32/f64
-        let wt = w.t()?;
+        // x and W as f32/f64 slices (bf16/f16 widened once per pass).
+        let (xst, xl) = self.x.storage_and_layout();
+        let (wst, wl) = self.w.storage_and_layout();
+        let (Storage::Cpu(xcs), Storage::Cpu(wcs)) = (&*xst, &*wst) else {
+            candle_core::bail!("the CPU kernels got a tensor on another device")
+        };
+        let xs = cpu::read::<R>(xcs, xl)?;
+        let ws = cpu::read::<R>(wcs, wl)?;
         let bias: Option<Vec<R>> = self.b.as_ref().map(cpu::tensor_read::<R>).transpose()?;
         let (params, weights) = self.spec.params::<R>();
         let row_scale: Option<Vec<R>> = row_scale.map(|s| s.iter().map(|&g| R::lit(g)).collect());
         let round_dw = (!self.accum_f32).then_some(self.w.dtype());
 
-        let mut losses = Vec::with_capacity(bt);
-        let mut dx_parts = Vec::new();
-        let mut dw = if grads {
-            vec![<R as Real>::zero(); v * h]
-        } else {
-            Vec::new()
-        };
-        let mut db = if grads && bias.is_some() {
-            vec![<R as Real>::zero(); v]
-        } else {
-            Vec::new()
-        };
+        // Only rows that can contribute are projected: an ignored target
+        // has loss 0 and gradient 0, and so does a row whose per-token
+        // `grad_output` is 0 (prompt and pad tokens of a preference batch).
+        let kept: Vec<usize> = (0..bt)
+            .filter(|&i| {
+                self.spec.targets[i].is_some()
+                    && row_scale
+                        .as_ref()
+                        .is_none_or(|s| !grads || s[i] != <R as Real>::zero())
+            })
+            .collect();
+        let chunk = self.chunk.max(1);
+        let mut losses = vec![RowLoss::<f64>::default(); bt];
+        let zeros = |len: usize| vec![<R as Real>::zero(); if grads { len } else { 0 }];
+        let mut dx = zeros(bt * h);
+        let mut dw = zeros(v * h);
+        let mut db = zeros(if bias.is_some() { v } else { 0 });
+        // One [chunk, V] buffer: the logits, then dz in place of them.
+        let mut buf = vec![<R as Real>::zero(); chunk.min(kept.len()) * v];
+        let mut xg: Vec<R> = Vec::new();
 
-        for r0 in (0..bt).step_by(self.chunk.max(1)) {
-            let n = self.chunk.min(bt - r0);
-            let targets = &self.spec.targets[r0..r0 + n];
-            let scale = match (grads, &row_scale) {
+        for idx in kept.chunks(chunk) {
+            let n = idx.len();
+            let targets: Vec<Option<usize>> = idx.iter().map(|&i| self.spec.targets[i]).collect();
+            let chunk_scale: Option<Vec<R>> = row_scale
+                .as_ref()
+                .map(|s| idx.iter().map(|&i| s[i]).collect());
+            let scale = match (grads, &chunk_scale) {
                 (false, _) => GradScale::None,
                 (true, None) => GradScale::Uniform(<R as Real>::one()),
-                (true, Some(s)) => GradScale::PerRow(&s[r0..r0 + n]),
+                (true, Some(s)) => GradScale::PerRow(s),
+            };
+            let contiguous = idx[n - 1] - idx[0] == n - 1;
+            let xc: &[R] = if contiguous {
+                &xs[idx[0] * h..(idx[n - 1] + 1) * h]
+            } else {
+                xg.clear();
+                for &i in idx {
+                    xg.extend_from_slice(&xs[i * h..(i + 1) * h]);
+                }
+                &xg
             };
 
-            // z_c = x_c·Wᵀ (+ b), then dz_c in place of a copy of it.
-            let xc = self.x.narrow(0, r0, n)?.to_dtype(cdt)?;
-            let logits = xc.matmul(&wt)?;
-            let mut dz = vec![<R as Real>::zero(); n * v];
-            let rows = with_slice::<R, _>(&logits, |z| {
-                ce_rows(
-                    &mut dz,
-                    v,
-                    targets,
-                    &params,
-                    weights.as_deref(),
-                    Some(z),
-                    bias.as_deref(),
-                    scale,
-                )
-            })?;
-            drop(logits);
-            losses.extend(rows.iter().map(|r| RowLoss {
-                loss: r.loss.as_f64(),
-                z_loss: r.z_loss.as_f64(),
-            }));
+            // z_c = x_c·Wᵀ (+ b), then dz_c in place.
+            let z = &mut buf[..n * v];
+            matmul_into(z, false, View::rm(xc, n, h), View::rm(&ws, v, h).t())?;
+            if let Some(b) = &bias {
+                z.par_chunks_mut(v).for_each(|row| {
+                    row.iter_mut().zip(b).for_each(|(z, &bj)| *z += bj);
+                });
+            }
+            let rows = ce_rows(
+                z,
+                v,
+                &targets,
+                &params,
+                weights.as_deref(),
+                None,
+                None,
+                scale,
+            );
+            for (&i, r) in idx.iter().zip(&rows) {
+                losses[i] = RowLoss {
+                    loss: r.loss.as_f64(),
+                    z_loss: r.z_loss.as_f64(),
+                };
+            }
             if !grads {
                 continue;
             }
+            let dz: &[R] = z;
 
             // db += Σ_rows dz_c.
             if !db.is_empty() {
@@ -247,43 +310,53 @@ impl Flce {
                     }
                 });
             }
-            let dz_t = Tensor::from_vec(dz, (n, v), &Device::Cpu)?;
-            // dx_c = dz_c·W.
-            dx_parts.push(dz_t.matmul(&w)?);
+            // dx_c = dz_c·W, straight into dx when the rows are contiguous.
+            if contiguous {
+                let dst = &mut dx[idx[0] * h..(idx[n - 1] + 1) * h];
+                matmul_into(dst, false, View::rm(dz, n, v), View::rm(&ws, v, h))?;
+            } else {
+                let mut part = vec![<R as Real>::zero(); n * h];
+                matmul_into(&mut part, false, View::rm(dz, n, v), View::rm(&ws, v, h))?;
+                for (&i, row) in idx.iter().zip(part.chunks(h)) {
+                    dx[i * h..(i + 1) * h].copy_from_slice(row);
+                }
+            }
             // dW += dz_cᵀ·x_c.
-            if round_dw.is_none() {
+            match round_dw {
                 // One GEMM that accumulates straight into dW: no V×H
                 // temporary and no extra pass over dW.
-                with_slice::<R, _>(&dz_t, |dzs| {
-                    with_slice::<R, _>(&xc, |xs| accumulate_at_b(&mut dw, dzs, xs, n, v, h))
-                })???;
-            } else {
+                None => matmul_into(&mut dw, true, View::rm(dz, n, v).t(), View::rm(xc, n, h))?,
                 // Rounding dW to W's dtype after each chunk (Liger's bf16
                 // accumulation), one vocabulary block at a time.
-                for v0 in (0..v).step_by(VOCAB_BLOCK) {
-                    let len = VOCAB_BLOCK.min(v - v0);
-                    let part = dz_t.narrow(1, v0, len)?.t()?.matmul(&xc)?; // [len, H]
-                    let acc = &mut dw[v0 * h..(v0 + len) * h];
-                    with_slice::<R, _>(&part, |p| {
+                Some(dt) => {
+                    let mut part = vec![<R as Real>::zero(); VOCAB_BLOCK.min(v) * h];
+                    for v0 in (0..v).step_by(VOCAB_BLOCK) {
+                        let len = VOCAB_BLOCK.min(v - v0);
+                        let p = &mut part[..len * h];
+                        let dzb = View {
+                            data: &dz[v0..],
+                            rows: len,
+                            cols: n,
+                            rs: 1,
+                            cs: v,
+                        };
+                        matmul_into(p, false, dzb, View::rm(xc, n, h))?;
+                        let acc = &mut dw[v0 * h..(v0 + len) * h];
                         acc.par_chunks_mut(GRAIN)
                             .zip(p.par_chunks(GRAIN))
                             .for_each(|(a, p)| {
-                                let dt = round_dw.unwrap_or(DType::F32);
                                 a.iter_mut()
                                     .zip(p)
                                     .for_each(|(a, &p)| *a = round_to(dt, *a + p))
-                            })
-                    })?;
+                            });
+                    }
                 }
             }
         }
+        drop((xs, ws));
 
         let grads = if grads {
-            let dx = if dx_parts.is_empty() {
-                Tensor::zeros((bt, h), self.x.dtype(), &Device::Cpu)?
-            } else {
-                Tensor::cat(&dx_parts, 0)?.to_dtype(self.x.dtype())?
-            };
+            let dx = cpu::tensor_from(dx, (bt, h), self.x.dtype())?;
             let dw = cpu::tensor_from(dw, (v, h), self.w.dtype())?;
             let db = match &self.b {
                 Some(b) => Some(cpu::tensor_from(db, v, b.dtype())?),

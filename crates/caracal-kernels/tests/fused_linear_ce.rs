@@ -291,10 +291,22 @@ fn reduction_none_with_non_uniform_grad_output() {
     ] {
         let go = randn(33, &[bt], 1.0, DType::F32).unwrap();
         let c = Case {
+            go: Some(go.clone()),
+            ..case(bt, h, v, DType::F32, true, opts.clone())
+        };
+        compare(c, 34);
+        // A preference batch: grad_output 0 on a prompt block and on
+        // scattered rows (the backward skips those rows; the gradients must
+        // be the reference's, and exactly 0 on the skipped rows of dx).
+        let mask: Vec<f32> = (0..bt)
+            .map(|i| if i < 40 || i % 7 == 3 { 0.0 } else { 1.0 })
+            .collect();
+        let go = (go * Tensor::new(mask, &Device::Cpu).unwrap()).unwrap();
+        let c = Case {
             go: Some(go),
             ..case(bt, h, v, DType::F32, true, opts)
         };
-        compare(c, 34);
+        compare(c, 35);
     }
     // Scalar grad_output for sum and mean.
     for reduction in [Reduction::Sum, Reduction::Mean] {
