@@ -37,7 +37,8 @@ pub mod direct_train;
 pub mod rl;
 pub mod train;
 
-// The robustness study and the RLHF experiment.
+// The studies: robustness (BSR), the RLHF experiment, AlphaPO.
+pub mod alpha_study;
 pub mod rlhf;
 pub mod study;
 pub mod world;

@@ -218,7 +218,7 @@ pub fn completion_text(tok: &Tokenizer, prompt: &[u32], completion: &[u32]) -> R
     }
 }
 
-fn mix(a: u64, b: u64) -> u64 {
+pub(crate) fn mix(a: u64, b: u64) -> u64 {
     let mut x = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x ^ (x >> 27)

@@ -202,7 +202,7 @@ pub struct MeanSd {
 }
 
 impl MeanSd {
-    fn of(x: &[f64]) -> MeanSd {
+    pub(crate) fn of(x: &[f64]) -> MeanSd {
         let s = Summary::of(x);
         let sd = if x.len() > 1 {
             s.std * (x.len() as f64 / (x.len() - 1) as f64).sqrt()
