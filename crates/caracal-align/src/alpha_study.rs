@@ -437,13 +437,9 @@ fn eval_samples(
     let (mut seqs, mut gold) = (Vec::new(), Vec::new());
     for (i, p) in prompts.iter().enumerate() {
         let p_ids = prompt_ids(tok, p)?;
-        for (j, c) in sample(policy, &p_ids, cfg.eval_samples, cfg.max_new_tokens, |j| {
+        for c in sample(policy, &p_ids, cfg.eval_samples, cfg.max_new_tokens, |j| {
             eval_seed(i, j, cfg.eval_samples)
-        })?
-        .into_iter()
-        .enumerate()
-        {
-            let _ = j;
+        })? {
             gold.push(world.gold(p, &completion_text(tok, &p_ids, &c)?));
             let mut ids = p_ids.clone();
             ids.extend(&c);
@@ -472,6 +468,7 @@ fn seq_logps(model: &Llama, seqs: &[Completion], pad: u32) -> Result<Vec<f64>> {
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn evaluate_policy(
     policy: &Llama,
     sft: &Llama,
@@ -611,10 +608,8 @@ pub fn run_alpha_study(
                 let s = tr.train_step(&train)?;
                 final_loss = s.loss;
                 let due = (tr.step * points) / total != ((tr.step - 1) * points) / total;
-                if due || tr.step == total {
-                    if curve.last().map(|p| p.step) != Some(tr.step) {
-                        curve.push(probe(&tr.policy, tr.step)?);
-                    }
+                if (due || tr.step == total) && curve.last().map(|p| p.step) != Some(tr.step) {
+                    curve.push(probe(&tr.policy, tr.step)?);
                 }
             }
             let eval = evaluate_policy(
