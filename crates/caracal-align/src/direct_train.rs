@@ -11,7 +11,7 @@
 
 use crate::direct::{direct_loss, DirectLoss, PairLogps, SideLogps};
 use crate::direct_eval::{evaluate_direct, pair_logps, DirectMetrics};
-use crate::logps::mean_nll;
+use crate::logps::{mean_nll, Completion};
 use crate::template::{CompletionPair, Template};
 use crate::train::checkpoint;
 use crate::train::{due, PairTraining, RunLog};
@@ -19,7 +19,7 @@ use candle_core::{DType, Tensor, Var};
 use caracal_core::{Error, Result};
 use caracal_models::train::{grads, AdamW};
 use caracal_models::{hf, Llama, Tokenizer};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Everything that fixes a direct-alignment run.
@@ -53,8 +53,12 @@ fn fnv(bytes: impl IntoIterator<Item = u8>, mut h: u64) -> u64 {
 }
 
 /// The cache key of a reference model at `model` (its path, size and
-/// modification time; every file of a folder) and the tokenized pairs.
-pub fn reference_key(model: &Path, pairs: &[CompletionPair]) -> Result<String> {
+/// modification time; every file of a folder) and the tokenized sequences
+/// it scores, in order: shared by every trainer that caches a reference.
+pub fn sequences_key<'a>(
+    model: &Path,
+    seqs: impl IntoIterator<Item = &'a Completion>,
+) -> Result<String> {
     let mut files = vec![model.to_path_buf()];
     if model.is_dir() {
         files = std::fs::read_dir(model)
@@ -76,13 +80,26 @@ pub fn reference_key(model: &Path, pairs: &[CompletionPair]) -> Result<String> {
         h = fnv(m.len().to_le_bytes(), h);
         h = fnv(t.to_le_bytes(), h);
     }
-    for p in pairs {
-        for c in [&p.chosen, &p.rejected] {
-            h = fnv((c.start as u64).to_le_bytes(), h);
-            h = fnv(c.ids.iter().flat_map(|i| i.to_le_bytes()), h);
-        }
+    for c in seqs {
+        h = fnv((c.start as u64).to_le_bytes(), h);
+        h = fnv(c.ids.iter().flat_map(|i| i.to_le_bytes()), h);
     }
     Ok(format!("{h:016x}"))
+}
+
+/// The cache key of a reference model at `model` and the tokenized pairs
+/// ([`sequences_key`] of each pair's chosen and rejected sequences).
+pub fn reference_key(model: &Path, pairs: &[CompletionPair]) -> Result<String> {
+    sequences_key(model, pairs.iter().flat_map(|p| [&p.chosen, &p.rejected]))
+}
+
+/// The cache file of reference log-probs keyed `key` for the data file
+/// `data`: `{stem}.ref-logps-{key}.json` beside it.
+pub fn reference_cache_path(data: &Path, key: &str) -> PathBuf {
+    let stem = data
+        .file_stem()
+        .map_or("data".into(), |s| s.to_string_lossy().into_owned());
+    data.with_file_name(format!("{stem}.ref-logps-{key}.json"))
 }
 
 /// The reference's completion log-probs of `pairs`, in micro-batches of
@@ -120,17 +137,29 @@ pub fn reference_logps(
     })
 }
 
+/// Reference log-probs that can be cached on disk under a key.
+pub trait CachedReference: serde::Serialize + serde::de::DeserializeOwned {
+    /// What they were computed from.
+    fn key(&self) -> &str;
+}
+
+impl CachedReference for ReferenceLogps {
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// The reference log-probs from the cache file `cache` when its key
 /// matches, else computed and written there atomically; the flag says
 /// whether the cache served them.
-pub fn cached_reference_logps(
+pub fn cached_reference_logps<R: CachedReference>(
     cache: &Path,
     key: &str,
-    compute: impl FnOnce() -> Result<ReferenceLogps>,
-) -> Result<(ReferenceLogps, bool)> {
+    compute: impl FnOnce() -> Result<R>,
+) -> Result<(R, bool)> {
     if let Ok(text) = std::fs::read_to_string(cache) {
-        if let Ok(r) = serde_json::from_str::<ReferenceLogps>(&text) {
-            if r.key == key {
+        if let Ok(r) = serde_json::from_str::<R>(&text) {
+            if r.key() == key {
                 return Ok((r, true));
             }
         }
@@ -193,12 +222,8 @@ impl DirectTrainer {
         if n_pairs == 0 {
             caracal_core::bail!("no training pairs (all were dropped, or the file is empty)");
         }
+        policy.ensure_trainable()?;
         let vars: Vec<Var> = policy.named_vars().into_iter().map(|(_, v)| v).collect();
-        if vars.is_empty() {
-            caracal_core::bail!(
-                "the policy has no trainable weights (a quantized model cannot be trained)"
-            );
-        }
         let opt = AdamW::new(opts.train.adamw.clone(), &vars)?;
         let mut t = DirectTrainer {
             policy,

@@ -34,6 +34,7 @@ pub mod template;
 
 // Training.
 pub mod direct_train;
+pub mod kto_train;
 pub mod rl;
 pub mod train;
 

@@ -241,6 +241,7 @@ impl RlTrainer {
                 policy.config().vocab_size
             );
         }
+        policy.ensure_trainable()?;
         let vars: Vec<Var> = policy.named_vars().into_iter().map(|(_, v)| v).collect();
         let opt = AdamW::new(opts.adamw.clone(), &vars)?;
         Ok(RlTrainer {

@@ -345,6 +345,29 @@ impl Llama {
         Ok((&x + blk.down.forward(&m)?)?)
     }
 
+    /// Whether any linear weight is quantized (a GGUF loaded with
+    /// [`crate::GgufWeights::Quantized`]): such a model runs, but cannot train.
+    pub fn is_quantized(&self) -> bool {
+        let q = |l: &Linear| matches!(l, Linear::Quant(..));
+        self.lm_head.as_ref().is_some_and(q)
+            || self.blocks.iter().any(|b| {
+                [&b.q, &b.k, &b.v, &b.o, &b.gate, &b.up, &b.down]
+                    .into_iter()
+                    .any(q)
+            })
+    }
+
+    /// A one-sentence error when the model cannot be trained (quantized
+    /// weights).
+    pub fn ensure_trainable(&self) -> Result<()> {
+        if self.is_quantized() {
+            caracal_core::bail!(
+                "the model has quantized weights, and a quantized model cannot be trained; load the GGUF dequantized"
+            );
+        }
+        Ok(())
+    }
+
     /// The output projection's dense weight `[V, H]` (the embedding when
     /// tied), or `None` when it is quantized.
     pub fn lm_head_weight(&self) -> Option<&Tensor> {

@@ -159,3 +159,24 @@ fn unknown_arch_and_truncated_files_are_named() {
     assert!(e.contains("garbage.gguf"), "{e}");
     std::fs::remove_file(p).unwrap();
 }
+
+/// A GGUF loaded quantized runs but cannot train (one sentence, from every
+/// trainer); loaded dequantized it can.
+#[test]
+fn a_quantized_model_is_refused_for_training() {
+    let dev = Device::Cpu;
+    let p = write_tmp("trainable.gguf", &tiny_gguf("llama"));
+    let (q, _) = g::load(&p, GgufWeights::Quantized, &dev).unwrap();
+    assert!(q.is_quantized());
+    let e = q.ensure_trainable().unwrap_err().to_string();
+    assert!(e.contains("a quantized model cannot be trained"), "{e}");
+    let (d, _) = g::load(&p, GgufWeights::Dequantized, &dev).unwrap();
+    assert!(!d.is_quantized());
+    d.ensure_trainable().unwrap();
+    let opts = caracal_models::train::TrainOptions::default();
+    let e = caracal_models::train::Trainer::new(q, opts, "bytes")
+        .err()
+        .expect("a quantized model is refused")
+        .to_string();
+    assert!(e.contains("a quantized model cannot be trained"), "{e}");
+}

@@ -204,6 +204,7 @@ impl RmTrainer {
                 "kernel mode `candle` is for inference only; train with `fused` or `reference`"
             );
         }
+        rm.clf.model.ensure_trainable()?;
         let vars: Vec<Var> = rm.clf.named_vars().into_iter().map(|(_, v)| v).collect();
         let opt = AdamW::new(opts.train.adamw.clone(), &vars)?;
         Ok(RmTrainer {

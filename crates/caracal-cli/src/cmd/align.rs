@@ -18,7 +18,7 @@ pub enum AlignCmd {
     Eval(EvalArgs),
     /// Train a policy with a direct alignment loss (reference log-probs computed once and cached).
     Train(TrainArgs),
-    /// Evaluate KTO on unpaired examples {"prompt","completion","label"} (TRL's KTOTrainer metrics).
+    /// KTO on unpaired examples {"prompt","completion","label"}: evaluate (TRL's KTOTrainer metrics), or train with --out.
     Kto(KtoArgs),
     /// The AlphaPO study: DPO vs SimPO vs AlphaPO on on-policy pairs in the synthetic world, scored by its gold reward.
     Study(StudyArgs),
@@ -60,7 +60,7 @@ pub struct KtoArgs {
     /// λ_U, the weight of undesirable examples.
     #[arg(long, default_value_t = 1.0)]
     pub undesirable_weight: f64,
-    /// Examples per batch; the KL pairs are formed within each batch (TRL's per_device batch size).
+    /// Examples per batch (micro-batch when training); the KL pairs are formed within each group of this many examples in file order (TRL's per_device batch size).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
     /// Drop examples longer than this many tokens (counted, never truncated).
@@ -69,6 +69,34 @@ pub struct KtoArgs {
     /// Print JSON with TRL's metric names.
     #[arg(long)]
     pub json: bool,
+    /// Train the policy into this folder (checkpoint.safetensors, metrics.jsonl and, at the end, the policy as a Hugging Face folder); without it, evaluate.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Peak learning rate (training).
+    #[arg(long, default_value_t = 1e-6, requires = "out")]
+    pub lr: f64,
+    #[arg(long, default_value_t = 1, requires = "out")]
+    pub epochs: usize,
+    /// Micro-batches per optimizer step (training).
+    #[arg(long, default_value_t = 1, requires = "out")]
+    pub grad_accum: usize,
+    /// Share of the steps spent in linear warmup, then linear decay to 0 (training).
+    #[arg(long, default_value_t = 0.1, requires = "out")]
+    pub warmup_ratio: f64,
+    /// Clip the global gradient norm to this; 0 disables clipping (training).
+    #[arg(long, default_value_t = 1.0, requires = "out")]
+    pub clip: f64,
+    #[arg(long, default_value_t = 0, requires = "out")]
+    pub seed: u64,
+    /// Checkpoint every N steps (0: at the end only).
+    #[arg(long, default_value_t = 50, requires = "out")]
+    pub ckpt_every: usize,
+    /// Continue from `<out>/checkpoint.safetensors` (options from the checkpoint; give the same --examples and --ref-model).
+    #[arg(long, requires = "out")]
+    pub resume: bool,
+    /// Stop after this many steps in total, as if killed (for testing --resume).
+    #[arg(long, hide = true, requires = "out")]
+    pub stop_after: Option<usize>,
 }
 
 /// The loss flags, shared by eval and train.
@@ -286,7 +314,8 @@ fn eval(a: EvalArgs) -> Result<()> {
 
 fn train(a: TrainArgs) -> Result<()> {
     use caracal_align::direct_train::{
-        cached_reference_logps, reference_key, reference_logps, DirectTrainOptions, DirectTrainer,
+        cached_reference_logps, reference_cache_path, reference_key, reference_logps,
+        DirectTrainOptions, DirectTrainer,
     };
     use caracal_align::PairTraining;
     let dev = Device::Cpu;
@@ -344,13 +373,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut ref_model: Option<Llama> = None;
     let reference = if loss.needs_reference() {
         let key = reference_key(&ref_path, &pairs)?;
-        let stem = a
-            .pairs
-            .file_stem()
-            .map_or("pairs".into(), |s| s.to_string_lossy().into_owned());
-        let cache = a
-            .pairs
-            .with_file_name(format!("{stem}.ref-logps-{key}.json"));
+        let cache = reference_cache_path(&a.pairs, &key);
         let (r, hit) = cached_reference_logps(&cache, &key, || {
             let (m, _) = load_model(&ref_path, GgufWeights::Dequantized, &dev)?;
             if m.config().vocab_size != sp_cfg.vocab_size {
@@ -447,37 +470,70 @@ fn train(a: TrainArgs) -> Result<()> {
 }
 
 fn kto(a: KtoArgs) -> Result<()> {
+    if a.out.is_some() {
+        return kto_train(a);
+    }
     use caracal_align::direct::KtoOptions;
-    use caracal_align::kto::{evaluate_kto, read_examples, tokenize as kto_tokenize};
     let opts = KtoOptions {
         beta: a.beta,
         desirable_weight: a.desirable_weight,
         undesirable_weight: a.undesirable_weight,
     };
     let (policy, tok) = open(&a.model)?;
-    let (reference, _) = open(&a.ref_model)?;
-    if reference.config().vocab_size != policy.config().vocab_size {
+    let reference = open_reference(&a.ref_model, policy.config().vocab_size)?;
+    let seqs = kto_examples(&a, &policy, &tok, a.max_length)?;
+    let pad = policy.config().pad_token_id.unwrap_or(0);
+    print_kto(&policy, &reference, &seqs, &opts, a.batch_size, pad, a.json)
+}
+
+/// The reference model, which must share the policy's vocabulary.
+fn open_reference(path: &std::path::Path, vocab: usize) -> Result<Llama> {
+    let (r, _) = open(path)?;
+    if r.config().vocab_size != vocab {
         anyhow::bail!(
             "the reference model has a vocabulary of {} tokens and the policy {}; they must share one tokenizer",
-            reference.config().vocab_size,
-            policy.config().vocab_size
+            r.config().vocab_size,
+            vocab
         );
     }
+    Ok(r)
+}
+
+/// The examples of `--examples` tokenized for `policy`, dropped ones counted.
+fn kto_examples(
+    a: &KtoArgs,
+    policy: &Llama,
+    tok: &caracal_models::Tokenizer,
+    max_length: usize,
+) -> Result<Vec<caracal_align::kto::KtoSeq>> {
+    use caracal_align::kto::{read_examples, tokenize as kto_tokenize};
     let eos = policy
         .config()
         .eos_token_id
         .and_then(|i| tok.id_to_token(i));
     let ex = read_examples(&a.examples)?;
-    let (seqs, dropped) = kto_tokenize(&ex, &tok, eos.as_deref(), a.max_length)?;
+    let (seqs, dropped) = kto_tokenize(&ex, tok, eos.as_deref(), max_length)?;
     if dropped > 0 {
         eprintln!(
             "warning: {dropped} of {} examples are longer than --max-length and were dropped",
             ex.len()
         );
     }
-    let pad = policy.config().pad_token_id.unwrap_or(0);
-    let m = evaluate_kto(&policy, &reference, &seqs, &opts, a.batch_size, pad)?;
-    if a.json {
+    Ok(seqs)
+}
+
+/// Evaluate KTO and print the metrics.
+fn print_kto(
+    policy: &Llama,
+    reference: &Llama,
+    seqs: &[caracal_align::kto::KtoSeq],
+    opts: &caracal_align::direct::KtoOptions,
+    batch: usize,
+    pad: u32,
+    json: bool,
+) -> Result<()> {
+    let m = caracal_align::kto::evaluate_kto(policy, reference, seqs, opts, batch, pad)?;
+    if json {
         let mut v = m.to_trl_json();
         v["examples"] = seqs.len().into();
         println!("{v}");
@@ -488,6 +544,125 @@ fn kto(a: KtoArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `align kto --out`: train with KTO, then evaluate on the training examples.
+fn kto_train(a: KtoArgs) -> Result<()> {
+    use caracal_align::direct::KtoOptions;
+    use caracal_align::direct_train::{cached_reference_logps, reference_cache_path};
+    use caracal_align::kto_train::{
+        kl_dataset, kto_reference_key, kto_reference_logps, KtoTrainOptions, KtoTrainer,
+    };
+    use caracal_align::PairTraining;
+    let dev = Device::Cpu;
+    let out = a.out.clone().expect("--out is given");
+    let ck = out.join("checkpoint.safetensors");
+    // The policy and its tokenizer: new, or from the checkpoint.
+    enum Start {
+        Resumed(Box<KtoTrainer>),
+        New(Box<Llama>, caracal_models::Tokenizer),
+    }
+    let start = if a.resume {
+        let tr = KtoTrainer::resume(&ck, &dev)
+            .with_context(|| format!("cannot resume from {}", ck.display()))?;
+        eprintln!("resuming at step {} of {}", tr.step, tr.total_steps());
+        Start::Resumed(Box::new(tr))
+    } else {
+        let (p, tok) = open(&a.model)?;
+        Start::New(Box::new(p), tok)
+    };
+    // The options of a new run, or those of the checkpoint.
+    let (opts, policy_ref, tok) = match &start {
+        Start::Resumed(t) => (t.opts.clone(), &t.policy, &t.tokenizer),
+        Start::New(p, tok) => (
+            KtoTrainOptions {
+                kto: KtoOptions {
+                    beta: a.beta,
+                    desirable_weight: a.desirable_weight,
+                    undesirable_weight: a.undesirable_weight,
+                },
+                max_length: a.max_length,
+                pad_id: p.config().pad_token_id.unwrap_or(0),
+                train: PairTraining {
+                    epochs: a.epochs,
+                    batch_size: a.batch_size,
+                    grad_accum: a.grad_accum,
+                    lr: a.lr,
+                    warmup_ratio: a.warmup_ratio,
+                    clip: (a.clip > 0.0).then_some(a.clip),
+                    seed: a.seed,
+                    ckpt_every: a.ckpt_every,
+                    ..PairTraining::default()
+                },
+            },
+            &**p,
+            tok,
+        ),
+    };
+    let vocab = policy_ref.config().vocab_size;
+    let seqs = kto_examples(&a, policy_ref, tok, opts.max_length)?;
+    let (batch, pad) = (opts.train.batch_size, opts.pad_id);
+    let kl = kl_dataset(&seqs, batch);
+    // The reference: computed once, cached next to the examples file.
+    let key = kto_reference_key(&a.ref_model, &seqs, &kl)?;
+    let cache = reference_cache_path(&a.examples, &key);
+    let mut ref_model: Option<Llama> = None;
+    let (reference, hit) = cached_reference_logps(&cache, &key, || {
+        let m = open_reference(&a.ref_model, vocab)
+            .map_err(|e| caracal_core::Error::invalid(format!("{e:#}")))?;
+        let r = kto_reference_logps(&m, &seqs, &kl, batch, pad, key.clone());
+        ref_model = Some(m);
+        r
+    })?;
+    eprintln!(
+        "reference log-probs of {} examples {} {}",
+        seqs.len(),
+        if hit { "read from" } else { "written to" },
+        cache.display()
+    );
+    let resumed = matches!(start, Start::Resumed(_));
+    let mut tr = match start {
+        Start::Resumed(t) => {
+            let mut t = *t;
+            t.set_reference(reference)?;
+            t
+        }
+        Start::New(p, tok) => KtoTrainer::new(*p, tok, opts, seqs.len(), reference)?,
+    };
+    eprintln!(
+        "training KTO (β {}) on {} examples: {} steps, micro-batch {} examples, lr {}{}",
+        tr.opts.kto.beta,
+        seqs.len(),
+        tr.total_steps(),
+        batch,
+        tr.opts.train.lr,
+        if resumed { ", resumed" } else { "" }
+    );
+    tr.run(&seqs, &kl, &out, a.stop_after, |_| {})?;
+    if tr.step < tr.total_steps() {
+        println!(
+            "stopped at step {} of {}; continue with --resume",
+            tr.step,
+            tr.total_steps()
+        );
+        return Ok(());
+    }
+    let msg = format!(
+        "trained {} steps; policy saved to {}",
+        tr.step,
+        out.display()
+    );
+    if a.json {
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
+    }
+    let reference = match ref_model {
+        Some(m) => m,
+        None => open_reference(&a.ref_model, vocab)?,
+    };
+    let o = tr.opts.kto;
+    print_kto(&tr.policy, &reference, &seqs, &o, batch, pad, a.json)
 }
 
 fn study(a: StudyArgs) -> Result<()> {

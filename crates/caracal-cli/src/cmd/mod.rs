@@ -1,6 +1,7 @@
 //! One module per subcommand family.
 
 pub mod align;
+pub mod alpha;
 pub mod attribution;
 pub mod graph;
 pub mod lm;

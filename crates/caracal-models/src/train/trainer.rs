@@ -154,12 +154,8 @@ impl Trainer {
                 "kernel mode `candle` is for inference only (candle-nn's fused ops have no backward); train with `fused` or `reference`"
             );
         }
+        model.ensure_trainable()?;
         let vars: Vec<Var> = model.named_vars().into_iter().map(|(_, v)| v).collect();
-        if vars.is_empty() {
-            caracal_core::bail!(
-                "the model has no trainable weights (a quantized model cannot be trained)"
-            );
-        }
         let opt = AdamW::new(opts.adamw.clone(), &vars)?;
         Ok(Trainer {
             model,
