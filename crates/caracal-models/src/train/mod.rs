@@ -6,6 +6,7 @@ pub mod corpus;
 pub mod data;
 pub mod grads;
 pub mod optim;
+pub mod policy_checkpoint;
 pub mod schedule;
 pub mod trainer;
 

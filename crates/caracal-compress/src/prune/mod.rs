@@ -1,0 +1,1 @@
+//! Structured pruning of FFN neurons and KV-head groups.
