@@ -31,6 +31,13 @@ Runs (TRL 1.16.0):
     alphapo         CPOTrainer, loss_type="alphapo" (CPOConfig.__post_init__
                     turns it into loss_type="simpo", cpo_alpha 0.0), alpha 0.25,
                     beta 2.5, simpo_gamma 0.25
+    orpo            trl.experimental.orpo.ORPOTrainer, beta (ORPO's λ) 0.1. It
+                    tokenizes as CPOTrainer; its NLL term counts every token of
+                    the chosen sequence after the first (the prompt too:
+                    labels are all non-pad ids), so ORPO pairs also carry
+                    `policy_chosen_full_logp` / `chosen_full_len` (positions
+                    1..len-1). Its `logits/*` metrics average over one position
+                    fewer than CPO's and are not checked here.
 
 Per-pair fields. `chosen_ids` / `rejected_ids` are the full sequences (prompt +
 completion, EOS included, no padding); `*_completion_start` is the index of the
@@ -100,6 +107,7 @@ from datasets import Dataset, disable_caching  # noqa: E402
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM  # noqa: E402
 from trl import DPOConfig, DPOTrainer  # noqa: E402
 from trl.experimental.cpo import CPOConfig, CPOTrainer  # noqa: E402
+from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # noqa: E402
 
 # The tokenizer and the tiny model shape are the reward-model fixture's.
 import make_rm_fixture as rm_fixture  # noqa: E402
@@ -150,6 +158,7 @@ RUNS = {
     "cpo_sigmoid": ("cpo", {"loss_type": "sigmoid", "beta": 0.1, "cpo_alpha": 1.0}),
     "simpo": ("cpo", {"loss_type": "simpo", "beta": 2.5, "simpo_gamma": 0.25, "cpo_alpha": 0.0}),
     "alphapo": ("cpo", {"loss_type": "alphapo", "alpha": 0.25, "beta": 2.5, "simpo_gamma": 0.25}),
+    "orpo": ("orpo", {"beta": 0.1}),
 }
 
 # Entries of evaluate()'s dict that measure time, not the model.
@@ -338,11 +347,12 @@ def check_dpo(m, pairs, cfg):
     assert not extra, extra
 
 
-def run_cpo(tok, cfg, tmp):
+def run_cpo(tok, cfg, tmp, kind="cpo"):
     policy = load_model(OUT / "policy")
-    args = CPOConfig(**common_args(tmp, len(PAIRS)), **cfg)
+    config, trainer_class = (CPOConfig, CPOTrainer) if kind == "cpo" else (ORPOConfig, ORPOTrainer)
+    args = config(**common_args(tmp, len(PAIRS)), **cfg)
     ds = Dataset.from_list(PAIRS)
-    trainer = CPOTrainer(model=policy, args=args, processing_class=tok, train_dataset=ds, eval_dataset=ds)
+    trainer = trainer_class(model=policy, args=args, processing_class=tok, train_dataset=ds, eval_dataset=ds)
     metrics = clean_metrics(trainer.evaluate())
     ev = trainer.eval_dataset
     assert len(ev) == len(PAIRS)
@@ -387,9 +397,42 @@ def run_cpo(tok, cfg, tmp):
                 "policy_rejected_logits_sum_pad": pr["logits_sum_pad"],
             }
         )
+        if kind == "orpo":
+            full = seq_stats(pol, ci, 1)
+            pairs[-1]["policy_chosen_full_logp"] = full["logp"]
+            pairs[-1]["chosen_full_len"] = full["len"]
+    if kind == "orpo":
+        check_orpo(metrics, pairs, args)
+        return metrics, pairs, padded_len, {"beta": args.beta}
     check_cpo(metrics, pairs, args, padded_len, tok)
     effective = {k: getattr(args, k) for k in ("loss_type", "beta", "label_smoothing", "cpo_alpha", "simpo_gamma", "alpha")}
     return metrics, pairs, padded_len, effective
+
+
+def check_orpo(m, pairs, args):
+    beta = args.beta
+    lc = [p["policy_chosen_logp"] / p["chosen_len"] for p in pairs]
+    lr = [p["policy_rejected_logp"] / p["rejected_len"] for p in pairs]
+    log1mexp = lambda x: math.log(-math.expm1(x))  # noqa: E731
+    log_odds = [(c - r) - (log1mexp(c) - log1mexp(r)) for c, r in zip(lc, lr)]
+    ratio = [logsig(x) for x in log_odds]
+    nll = -sum(p["policy_chosen_full_logp"] for p in pairs) / sum(p["chosen_full_len"] for p in pairs)
+    mine = {
+        "loss": nll - mean([beta * x for x in ratio]),
+        "nll_loss": nll,
+        "rewards/chosen": mean([beta * x for x in lc]),
+        "rewards/rejected": mean([beta * x for x in lr]),
+        "rewards/accuracies": mean([1.0 if beta * c > beta * r else 0.0 for c, r in zip(lc, lr)]),
+        "rewards/margins": mean([beta * (c - r) for c, r in zip(lc, lr)]),
+        "logps/chosen": mean(lc),
+        "logps/rejected": mean(lr),
+        "log_odds_ratio": mean(ratio),
+        "log_odds_chosen": mean(log_odds),
+    }
+    for k, v in mine.items():
+        close(m[k], v, k)
+    extra = set(m) - set(mine) - {"epoch", "logits/chosen", "logits/rejected"}
+    assert not extra, extra
 
 
 def check_cpo(m, pairs, args, padded_len, tok):
@@ -469,12 +512,18 @@ def main():
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kind, cfg) in RUNS.items():
-            entry = {"trainer": "DPOTrainer" if kind == "dpo" else "trl.experimental.cpo.CPOTrainer"}
+            entry = {
+                "trainer": {
+                    "dpo": "DPOTrainer",
+                    "cpo": "trl.experimental.cpo.CPOTrainer",
+                    "orpo": "trl.experimental.orpo.ORPOTrainer",
+                }[kind]
+            }
             entry["config"] = dict(cfg, max_length=MAX_LENGTH)
             if kind == "dpo":
                 metrics, pairs = run_dpo(tok, cfg, tmp)
             else:
-                metrics, pairs, padded_len, effective = run_cpo(tok, cfg, tmp)
+                metrics, pairs, padded_len, effective = run_cpo(tok, cfg, tmp, kind)
                 entry["effective_config"] = effective
                 entry["padded_len"] = padded_len
             entry["metrics"] = metrics

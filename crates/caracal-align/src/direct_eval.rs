@@ -46,12 +46,46 @@ impl DirectMetrics {
     }
 }
 
-/// Whether TRL reports this loss through CPOTrainer (NLL, averaged logps).
+/// Whether TRL reports this loss through CPOTrainer or ORPOTrainer (an
+/// `nll_loss`, log-probs averaged when the loss averages them).
 fn cpo_family(loss: &DirectLoss) -> bool {
     matches!(
         loss,
-        DirectLoss::Cpo { .. } | DirectLoss::Simpo { .. } | DirectLoss::AlphaPo { .. }
+        DirectLoss::Cpo { .. }
+            | DirectLoss::Simpo { .. }
+            | DirectLoss::AlphaPo { .. }
+            | DirectLoss::Orpo { .. }
     )
+}
+
+/// The NLL term of the losses that have one, as TRL computes it: CPO's over
+/// the chosen completions' tokens (`p`, already computed); ORPO's over every
+/// token of the chosen sequences after the first, the prompt included
+/// (TRL 1.16 `ORPOTrainer.concatenated_forward`: labels are all non-pad
+/// ids), which costs one more forward pass over the chosen sequences.
+/// Token mean over the batch in both.
+pub fn nll_term(
+    model: &Llama,
+    pairs: &[&CompletionPair],
+    pad: u32,
+    loss: &DirectLoss,
+    p: &PairLogps,
+) -> Result<Option<Tensor>> {
+    Ok(match loss {
+        DirectLoss::Cpo { nll_weight, .. } if *nll_weight != 0.0 => Some(mean_nll(&p.chosen)?),
+        DirectLoss::Orpo { .. } => {
+            let whole: Vec<Completion> = pairs
+                .iter()
+                .map(|q| Completion {
+                    ids: q.chosen.ids.clone(),
+                    start: 1,
+                })
+                .collect();
+            let refs: Vec<&Completion> = whole.iter().collect();
+            Some(mean_nll(&completion_logps(model, &refs, pad)?)?)
+        }
+        _ => None,
+    })
 }
 
 /// Chosen and rejected completion log-probs of a batch in one forward pass.
@@ -113,11 +147,7 @@ pub fn evaluate_direct(
             Some(m) if loss.needs_reference() => Some(pair_logps(m, &refs, pad)?),
             _ => None,
         };
-        let nll = match loss {
-            DirectLoss::Cpo { nll_weight, .. } if *nll_weight != 0.0 => Some(mean_nll(&p.chosen)?),
-            DirectLoss::Orpo { .. } => Some(mean_nll(&p.chosen)?),
-            _ => None,
-        };
+        let nll = nll_term(policy, &refs, pad, loss, &p)?;
         let out = direct_loss(loss, &p, r.as_ref(), nll.as_ref())?;
         let l = out.loss.to_scalar::<f64>()?;
         weighted_loss += l * chunk.len() as f64;

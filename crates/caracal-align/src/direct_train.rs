@@ -10,8 +10,8 @@
 //! exact resume ([`PairTraining`]).
 
 use crate::direct::{direct_loss, DirectLoss, PairLogps, SideLogps};
-use crate::direct_eval::{evaluate_direct, pair_logps, DirectMetrics};
-use crate::logps::{mean_nll, Completion};
+use crate::direct_eval::{evaluate_direct, nll_term, pair_logps, DirectMetrics};
+use crate::logps::Completion;
 use crate::template::{CompletionPair, Template};
 use crate::train::checkpoint;
 use crate::train::{due, PairTraining, RunLog};
@@ -330,13 +330,7 @@ impl DirectTrainer {
             let refs: Vec<&CompletionPair> = batch.iter().map(|&i| &pairs[i]).collect();
             let p = pair_logps(&self.policy, &refs, self.opts.pad_id)?;
             let r = self.reference_for(batch, &p)?;
-            let nll = match self.opts.loss {
-                DirectLoss::Cpo { nll_weight, .. } if nll_weight != 0.0 => {
-                    Some(mean_nll(&p.chosen)?)
-                }
-                DirectLoss::Orpo { .. } => Some(mean_nll(&p.chosen)?),
-                _ => None,
-            };
+            let nll = nll_term(&self.policy, &refs, self.opts.pad_id, &self.opts.loss, &p)?;
             let out = direct_loss(&self.opts.loss, &p, r.as_ref(), nll.as_ref())?;
             let l = out.loss.to_scalar::<f64>()?;
             if !l.is_finite() {

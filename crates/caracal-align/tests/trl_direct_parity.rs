@@ -90,6 +90,8 @@ fn dpo_and_cpo_metrics_match_trl() {
                 alpha: 0.25,
             },
         ),
+        // ORPOTrainer: CPO's tokenization; its NLL counts the prompt too.
+        ("orpo", Template::TrlCpo, DirectLoss::Orpo { lambda: 0.1 }),
     ];
     for (name, template, loss) in runs {
         let run = &exp["runs"][name];

@@ -289,3 +289,70 @@ fn bad_input_is_one_sentence() {
     let e = tr.evaluate(&[1]).unwrap_err().to_string();
     assert!(e.contains("shorter than one window"), "{e}");
 }
+
+/// With r = 0 the distillation trainer is the LM trainer: same batches,
+/// same loss, same optimizer, so the same weights bit for bit.
+#[test]
+fn plain_ce_in_the_distillation_trainer_is_the_lm_trainer() {
+    let data = text_data();
+    let mut o = opts(6);
+    o.objective.kd_weight = 0.0;
+    let mut d = DistillTrainer::new(student(4), teacher(), Tokenizer::Bytes, o.clone()).unwrap();
+    for _ in 0..6 {
+        d.train_step(&data).unwrap();
+    }
+    let mut t = caracal_models::train::Trainer::new(student(4), o.train, "bytes").unwrap();
+    for _ in 0..6 {
+        t.train_step(&data).unwrap();
+    }
+    for ((n, a), (_, b)) in d
+        .student
+        .named_vars()
+        .iter()
+        .zip(t.model.named_vars().iter())
+    {
+        let diff = (a.as_tensor() - b.as_tensor())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0, "{n}");
+    }
+}
+
+/// The study at toy size: every condition runs on every seed, the summary
+/// reads the runs, and the claim compares with plain CE.
+#[test]
+fn the_study_runs_at_a_toy_size() {
+    use caracal_compress::distill::study::{run_distill_study, DistillStudyConfig};
+    let mut cfg = DistillStudyConfig::tour();
+    cfg.teacher_train.steps = 10;
+    cfg.student_train.steps = 6;
+    cfg.seeds = vec![1, 2];
+    cfg.eval_batches = 2;
+    let train = caracal_models::train::grammar_corpus(0, 30_000);
+    let heldout = caracal_models::train::grammar_corpus(1, 8_000);
+    let mut lines = Vec::new();
+    let r = run_distill_study(&cfg, &train, &heldout, |m| lines.push(m.to_string())).unwrap();
+    assert_eq!(r.runs.len(), 6);
+    assert_eq!(lines.len(), 2 + 6, "{lines:?}");
+    assert_eq!(r.summary.len(), 3);
+    let ce: Vec<f64> = r
+        .runs
+        .iter()
+        .filter(|x| x.condition == "CE only")
+        .map(|x| x.heldout.ppl)
+        .collect();
+    assert!((r.summary[0].ppl_mean - (ce[0] + ce[1]) / 2.0).abs() < 1e-12);
+    assert_eq!(r.claims.len(), 2);
+    assert_eq!(r.claims[0].1, r.summary[1].ppl_mean < r.summary[0].ppl_mean);
+    assert!(r.teacher_heldout_ppl.is_finite() && r.teacher_params > r.student_params);
+    // Too little text is one sentence.
+    let e = run_distill_study(&cfg, "short", &heldout, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("more than one window"), "{e}");
+}

@@ -11,7 +11,7 @@ pub struct TourArgs {
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
     /// Only these sections, comma-separated (default: all of kernels,
-    /// models, rank, attribution, loglinear, graph, align, alphapo).
+    /// models, rank, attribution, loglinear, graph, align, alphapo, compress).
     #[arg(long, value_delimiter = ',')]
     pub sections: Vec<String>,
 }
@@ -21,7 +21,7 @@ type Section = fn(&mut Report) -> anyhow::Result<()>;
 /// Run each capability's tour section in turn and write the report.
 pub fn run(a: TourArgs) -> anyhow::Result<()> {
     let mut report = Report::new(&a.out);
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 9] = [
         ("kernels", crate::bench::kernels::tour),
         ("models", crate::cmd::lm::tour),
         ("rank", crate::cmd::rank::tour),
@@ -30,6 +30,7 @@ pub fn run(a: TourArgs) -> anyhow::Result<()> {
         ("graph", crate::cmd::graph::tour),
         ("align", crate::cmd::rm::tour),
         ("alphapo", crate::cmd::alpha::tour),
+        ("compress", crate::cmd::slm::tour),
     ];
     for s in &a.sections {
         if !sections.iter().any(|(n, _)| n == s) {

@@ -41,6 +41,8 @@ pub struct Size {
 pub struct Condition {
     pub label: String,
     pub objective: DistillObjective,
+    /// A learning rate other than the config's (the pilot's grid).
+    pub lr: Option<f64>,
 }
 
 /// Everything that fixes the study.
@@ -67,6 +69,7 @@ pub fn conditions() -> Vec<Condition> {
             temperature: 1.0,
             kd_weight,
         },
+        lr: None,
     };
     vec![
         c("CE only", Divergence::Fkl, 0.0),
@@ -121,19 +124,21 @@ impl DistillStudyConfig {
         }
     }
 
-    /// The pilot: plain CE at each learning rate of [`PILOT_LRS`], seed 100.
-    pub fn pilot() -> Vec<Self> {
-        PILOT_LRS
+    /// The pilot: plain CE at each learning rate of [`PILOT_LRS`] (the
+    /// minimum learning rate a tenth of it), seed 100, one teacher.
+    pub fn pilot() -> Self {
+        let mut c = Self::full();
+        let ce = c.conditions[0].clone();
+        c.conditions = PILOT_LRS
             .iter()
-            .map(|&lr| {
-                let mut c = Self::full();
-                c.student_train.lr = lr;
-                c.student_train.min_lr = lr / 10.0;
-                c.conditions.truncate(1);
-                c.seeds = vec![100];
-                c
+            .map(|&lr| Condition {
+                label: format!("CE lr {lr:e}"),
+                lr: Some(lr),
+                ..ce.clone()
             })
-            .collect()
+            .collect();
+        c.seeds = vec![100];
+        c
     }
 
     /// The tour's setting: smaller models, fewer steps, one seed.
