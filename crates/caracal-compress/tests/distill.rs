@@ -336,7 +336,11 @@ fn the_study_runs_at_a_toy_size() {
     let train = caracal_models::train::grammar_corpus(0, 30_000);
     let heldout = caracal_models::train::grammar_corpus(1, 8_000);
     let mut lines = Vec::new();
-    let r = run_distill_study(&cfg, &train, &heldout, |m| lines.push(m.to_string())).unwrap();
+    let cache = tmp("teacher-cache");
+    let r = run_distill_study(&cfg, &train, &heldout, Some(&cache), |m| {
+        lines.push(m.to_string())
+    })
+    .unwrap();
     assert_eq!(r.runs.len(), 6);
     assert_eq!(lines.len(), 2 + 6, "{lines:?}");
     assert_eq!(r.summary.len(), 3);
@@ -350,8 +354,17 @@ fn the_study_runs_at_a_toy_size() {
     assert_eq!(r.claims.len(), 2);
     assert_eq!(r.claims[0].1, r.summary[1].ppl_mean < r.summary[0].ppl_mean);
     assert!(r.teacher_heldout_ppl.is_finite() && r.teacher_params > r.student_params);
+    // A second run reads the cached teacher and gives the same numbers.
+    let mut again = Vec::new();
+    let r2 = run_distill_study(&cfg, &train, &heldout, Some(&cache), |m| {
+        again.push(m.to_string())
+    })
+    .unwrap();
+    assert!(again[0].starts_with("teacher read from"), "{again:?}");
+    assert_eq!(r2.teacher_heldout_ppl, r.teacher_heldout_ppl);
+    assert_eq!(r2.runs[1].heldout.ppl, r.runs[1].heldout.ppl);
     // Too little text is one sentence.
-    let e = run_distill_study(&cfg, "short", &heldout, |_| {})
+    let e = run_distill_study(&cfg, "short", &heldout, None, |_| {})
         .unwrap_err()
         .to_string();
     assert!(e.contains("more than one window"), "{e}");

@@ -29,6 +29,9 @@ pub struct DistillStudyArgs {
     /// Write the report(s) here as JSON (atomically).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep the trained teacher in this folder and reuse it when its settings and text match (the pilot and the study share it).
+    #[arg(long, default_value = "runs/distill-study-teacher")]
+    pub teacher_cache: PathBuf,
 }
 
 pub fn run(c: SlmCmd) -> Result<()> {
@@ -83,7 +86,9 @@ fn distill_study(a: DistillStudyArgs) -> Result<()> {
         if let Some(s) = &a.seeds {
             cfg.seeds = s.clone();
         }
-        let r = run_distill_study(&cfg, &train, &heldout, |m| eprintln!("{m}"))?;
+        let r = run_distill_study(&cfg, &train, &heldout, Some(&a.teacher_cache), |m| {
+            eprintln!("{m}")
+        })?;
         println!(
             "teacher {} parameters (held-out perplexity {:.3}); student {} parameters, {} steps at lr {:e}:",
             r.teacher_params, r.teacher_heldout_ppl, r.student_params, cfg.student_train.steps, cfg.student_train.lr
@@ -110,7 +115,7 @@ pub fn tour(r: &mut crate::report::Report) -> Result<()> {
     use serde_json::json;
     let cfg = DistillStudyConfig::tour();
     let (train, heldout) = (grammar_corpus(0, 300_000), grammar_corpus(1, 40_000));
-    let rep = run_distill_study(&cfg, &train, &heldout, |m| eprintln!("  {m}"))?;
+    let rep = run_distill_study(&cfg, &train, &heldout, None, |m| eprintln!("  {m}"))?;
     let mut rows = Vec::new();
     let mut summary = serde_json::Map::new();
     for c in &rep.summary {

@@ -221,12 +221,60 @@ fn params(m: &Llama) -> usize {
     m.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
 }
 
+/// The teacher of `cfg`: read from `cache` (a Hugging Face folder plus
+/// `study_teacher.json`, the teacher's settings and a fingerprint of the
+/// training text) when it was trained with the same settings on the same
+/// text, else trained and, with a cache, written there.
+fn teacher_for(
+    cfg: &DistillStudyConfig,
+    data: &TokenData,
+    window: usize,
+    cache: Option<&std::path::Path>,
+    progress: &mut impl FnMut(&str),
+) -> Result<Llama> {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for t in &data.train {
+        h ^= *t as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let key = serde_json::json!({
+        "teacher": cfg.teacher,
+        "train": cfg.teacher_train,
+        "window": window,
+        "text_fnv": format!("{h:016x}"),
+    });
+    if let Some(dir) = cache {
+        let stamp = dir.join("study_teacher.json");
+        if let Ok(text) = std::fs::read_to_string(&stamp) {
+            if serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .as_ref()
+                == Some(&key)
+            {
+                progress(&format!("teacher read from {}", dir.display()));
+                return caracal_models::hf::load_dir(dir, DType::F32, &Device::Cpu);
+            }
+        }
+    }
+    progress("training the teacher");
+    let teacher = model(cfg.teacher, cfg.teacher_train.seed, window)?;
+    let mut tt = Trainer::new(teacher, cfg.teacher_train.clone(), "bytes")?;
+    tt.run(data, None, None, |_, _| {})?;
+    if let Some(dir) = cache {
+        caracal_models::hf::save_dir(&tt.model, dir)?;
+        caracal_core::write_json_atomic(dir.join("study_teacher.json"), &key)?;
+    }
+    Ok(tt.model)
+}
+
 /// Run the study on byte-level `train_text` with `heldout_text` held out;
-/// `progress` hears one line per stage.
+/// `teacher_cache` keeps the trained teacher between runs (the pilot and
+/// the study share it); `progress` hears one line per stage.
 pub fn run_distill_study(
     cfg: &DistillStudyConfig,
     train_text: &str,
     heldout_text: &str,
+    teacher_cache: Option<&std::path::Path>,
     mut progress: impl FnMut(&str),
 ) -> Result<DistillStudyReport> {
     cfg.validate()?;
@@ -242,11 +290,7 @@ pub fn run_distill_study(
             "the study needs more than one window ({window} tokens) of training and of held-out text"
         );
     }
-    progress("training the teacher");
-    let teacher = model(cfg.teacher, cfg.teacher_train.seed, window)?;
-    let mut tt = Trainer::new(teacher, cfg.teacher_train.clone(), "bytes")?;
-    tt.run(&data, None, None, |_, _| {})?;
-    let teacher = tt.model;
+    let teacher = teacher_for(cfg, &data, window, teacher_cache, &mut progress)?;
     let o = &cfg.student_train;
     let teacher_eval = evaluate_student(
         &teacher,
