@@ -363,6 +363,21 @@ fn the_study_runs_at_a_toy_size() {
     assert!(again[0].starts_with("teacher read from"), "{again:?}");
     assert_eq!(r2.teacher_heldout_ppl, r.teacher_heldout_ppl);
     assert_eq!(r2.runs[1].heldout.ppl, r.runs[1].heldout.ppl);
+    // The pilot's conditions differ only in their learning rate, and it
+    // takes effect.
+    let mut pilot = DistillStudyConfig::pilot();
+    pilot.teacher_train = cfg.teacher_train.clone();
+    pilot.teacher = cfg.teacher;
+    pilot.student = cfg.student;
+    pilot.student_train = cfg.student_train.clone();
+    pilot.eval_batches = 2;
+    let p = run_distill_study(&pilot, &train, &heldout, Some(&cache), |_| {}).unwrap();
+    assert_eq!(p.runs.len(), 3);
+    assert!(
+        p.runs[0].heldout.ppl != p.runs[2].heldout.ppl,
+        "{:?}",
+        p.runs
+    );
     // Too little text is one sentence.
     let e = run_distill_study(&cfg, "short", &heldout, None, |_| {})
         .unwrap_err()

@@ -312,9 +312,15 @@ pub fn run_distill_study(
             let t = Instant::now();
             let student = model(cfg.student, seed, window)?;
             student_params = params(&student);
+            let lr = c.lr.unwrap_or(o.lr);
             let opts = DistillOptions {
                 objective: c.objective,
-                train: TrainOptions { seed, ..o.clone() },
+                train: TrainOptions {
+                    seed,
+                    lr,
+                    min_lr: o.min_lr * lr / o.lr,
+                    ..o.clone()
+                },
             };
             let mut tr = DistillTrainer::new(student, teacher.clone(), tok.clone(), opts)?;
             while tr.step < o.steps {
