@@ -58,5 +58,5 @@ pub use kernel_mode::KernelMode;
 pub use kv_cache::KvCache;
 pub use linear::Linear;
 pub use load::load_model;
-pub use model::{Llama, WeightSource};
+pub use model::{Llama, Tap, TapFn, WeightSource};
 pub use tokenizer::Tokenizer;

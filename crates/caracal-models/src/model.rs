@@ -34,6 +34,29 @@ pub trait WeightSource {
     fn has(&self, name: &str) -> bool;
 }
 
+/// A point inside a decoder block whose activations
+/// [`Llama::forward_hidden_with_taps`] shows to its caller: exactly the
+/// tensors the block multiplies or adds, so calibration statistics
+/// (pruning Hessians `XXᵀ`, activation importances) see what the weights see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tap {
+    /// The residual stream entering the block, `[B, T, H]`.
+    BlockInput,
+    /// The concatenated per-head attention outputs that `o_proj`
+    /// multiplies, `[B, T, Hq·D]` (query head `h` in columns
+    /// `h·D..(h+1)·D`; it reads key/value head `h / n_rep`).
+    OProjInput,
+    /// The SwiGLU output `silu(gate·x) ⊙ up·x` that `down_proj`
+    /// multiplies, `[B, T, I]`.
+    DownProjInput,
+}
+
+/// The callback of [`Llama::forward_hidden_with_taps`]: `(layer, tap, x)`.
+pub type TapFn<'a> = dyn FnMut(usize, Tap, &Tensor) -> Result<()> + 'a;
+
+/// One block's view of the taps: `(tap, x)`.
+type BlockTap<'a> = dyn FnMut(Tap, &Tensor) -> Result<()> + 'a;
+
 /// One decoder block.
 #[derive(Clone, Debug)]
 struct Block {
@@ -171,6 +194,14 @@ impl Llama {
         self.qk_interleaved = yes;
     }
 
+    /// Whether the Q/K projection rows are stored in GGUF's interleaved
+    /// RoPE layout (a model read from a GGUF file): within each head, row
+    /// `2i + c` of the interleaved layout is row `c·D/2 + i` of Hugging
+    /// Face's rotate-half layout.
+    pub fn qk_interleaved(&self) -> bool {
+        self.qk_interleaved
+    }
+
     /// Every trainable tensor with its Hugging Face name, in a fixed order
     /// (quantized weights are not listed).
     pub fn named_vars(&self) -> Vec<(String, Var)> {
@@ -231,7 +262,24 @@ impl Llama {
 
     /// Hidden states after the final norm, `[B, T, H]`, for token ids
     /// `[B, T]`. With a cache, the ids continue the cached sequence.
-    pub fn forward_hidden(&self, ids: &Tensor, mut cache: Option<&mut KvCache>) -> Result<Tensor> {
+    pub fn forward_hidden(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.forward_inner(ids, cache, None)
+    }
+
+    /// [`Llama::forward_hidden`] (no cache) that also hands `taps` the
+    /// activations of every [`Tap`] point of every layer, in layer order,
+    /// as the block computes them; the result is the same tensor. An error
+    /// from `taps` stops the pass.
+    pub fn forward_hidden_with_taps(&self, ids: &Tensor, taps: &mut TapFn<'_>) -> Result<Tensor> {
+        self.forward_inner(ids, None, Some(taps))
+    }
+
+    fn forward_inner(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        mut taps: Option<&mut TapFn<'_>>,
+    ) -> Result<Tensor> {
         let (b, t) = self.check_ids(ids)?;
         let h = self.cfg.hidden_size;
         let start = cache.as_ref().map_or(0, |c| c.len());
@@ -254,7 +302,11 @@ impl Llama {
         };
         for (l, blk) in self.blocks.iter().enumerate() {
             let kv = cache.as_deref_mut().map(|c| c.layer(l));
-            x = self.block(blk, &x, &cos, &sin, mask.as_ref(), kv)?;
+            let mut tap = taps
+                .as_deref_mut()
+                .map(|f| move |p: Tap, y: &Tensor| -> Result<()> { f(l, p, y) });
+            let tap = tap.as_mut().map(|f| f as &mut BlockTap<'_>);
+            x = self.block(blk, &x, &cos, &sin, mask.as_ref(), kv, tap)?;
         }
         if let Some(c) = cache {
             c.advance(t);
@@ -263,6 +315,7 @@ impl Llama {
             .rms_norm(&x, self.norm.as_tensor(), self.cfg.rms_norm_eps)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn block(
         &self,
         blk: &Block,
@@ -271,7 +324,15 @@ impl Llama {
         sin: &Tensor,
         mask: Option<&Tensor>,
         kv: Option<&mut Option<(Tensor, Tensor)>>,
+        mut tap: Option<&mut BlockTap<'_>>,
     ) -> Result<Tensor> {
+        let mut see = |p: Tap, y: &Tensor| -> Result<()> {
+            match tap.as_deref_mut() {
+                Some(f) => f(p, y),
+                None => Ok(()),
+            }
+        };
+        see(Tap::BlockInput, x)?;
         let c = &self.cfg;
         let (b, t, _) = x.dims3()?;
         let d = c.head_dim;
@@ -335,6 +396,7 @@ impl Llama {
         let att = att
             .transpose(1, 2)?
             .reshape((b, t, c.num_attention_heads * d))?;
+        see(Tap::OProjInput, &att)?;
         let x = (x + blk.o.forward(&att)?)?;
         let hn = self
             .mode
@@ -342,6 +404,7 @@ impl Llama {
         let m = self
             .mode
             .swiglu(&blk.gate.forward(&hn)?, &blk.up.forward(&hn)?)?;
+        see(Tap::DownProjInput, &m)?;
         Ok((&x + blk.down.forward(&m)?)?)
     }
 
