@@ -12,9 +12,9 @@ fn teacher() -> String {
     )
 }
 
-fn student_config() -> String {
+fn student_config(group: &str) -> String {
     tmp(
-        "distill",
+        group,
         "student.json",
         r#"{"vocab_size": 256, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
@@ -22,9 +22,9 @@ fn student_config() -> String {
     )
 }
 
-fn data() -> String {
+fn data(group: &str) -> String {
     tmp(
-        "distill",
+        group,
         "text.txt",
         &"To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. "
             .repeat(40),
@@ -37,8 +37,10 @@ fn out(name: &str) -> String {
     d.to_string_lossy().into_owned()
 }
 
-fn run(out: &str, extra: &[&str]) -> (bool, String, String) {
-    let (t, s, d) = (teacher(), student_config(), data());
+/// Each test writes its inputs into its own `group` folder (tests run in
+/// parallel; a shared file could be read while another test rewrites it).
+fn run(group: &str, out: &str, extra: &[&str]) -> (bool, String, String) {
+    let (t, s, d) = (teacher(), student_config(group), data(group));
     let mut args = vec![
         "--threads",
         "1",
@@ -79,7 +81,7 @@ fn run(out: &str, extra: &[&str]) -> (bool, String, String) {
 fn distill_trains_resumes_exactly_and_writes_the_student() {
     let straight = out("straight");
     let good = ["--loss", "fkl", "--kd-weight", "1"];
-    let (ok, stdout, stderr) = run(&straight, &good);
+    let (ok, stdout, stderr) = run("distill_ok", &straight, &good);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["steps"], 8);
@@ -97,13 +99,24 @@ fn distill_trains_resumes_exactly_and_writes_the_student() {
         assert!(std::path::Path::new(&straight).join(f).exists(), "{f}");
     }
     // The student loads back and is scored by lm eval.
-    let (ok, _, stderr) = caracal(&["lm", "eval", "--model", &straight, "--data", &data()]);
+    let (ok, _, stderr) = caracal(&[
+        "lm",
+        "eval",
+        "--model",
+        &straight,
+        "--data",
+        &data("distill_ok"),
+    ]);
     assert!(ok, "{stderr}");
 
     let killed = out("killed");
-    let (ok, _, stderr) = run(&killed, &[&good[..], &["--stop-after", "5"]].concat());
+    let (ok, _, stderr) = run(
+        "distill_ok",
+        &killed,
+        &[&good[..], &["--stop-after", "5"]].concat(),
+    );
     assert!(ok, "{stderr}");
-    let (ok, stdout2, stderr) = run(&killed, &[&good[..], &["--resume"]].concat());
+    let (ok, stdout2, stderr) = run("distill_ok", &killed, &[&good[..], &["--resume"]].concat());
     assert!(ok, "{stderr}");
     assert!(stderr.contains("resuming at step 4 of 8"), "{stderr}");
     let v2: serde_json::Value = serde_json::from_str(stdout2.trim()).unwrap();
@@ -119,20 +132,20 @@ fn bad_input_is_one_sentence() {
         (vec!["--loss", "tvd"], "no fused-linear kernel yet"),
         (vec!["--loss", "jsd", "--beta", "0"], "0 < β < 1"),
     ] {
-        let (ok, _, stderr) = run(&o, &extra);
+        let (ok, _, stderr) = run("distill_bad", &o, &extra);
         assert!(!ok);
         assert!(stderr.contains(want), "{extra:?}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     let other = tmp(
-        "distill",
+        "distill_bad",
         "other.json",
         r#"{"vocab_size": 100, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
             "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-5,
             "rope_theta": 10000.0, "max_position_embeddings": 256}"#,
     );
-    let (t, d) = (teacher(), data());
+    let (t, d) = (teacher(), data("distill_bad"));
     let (ok, _, stderr) = caracal(&[
         "distill",
         "--teacher",
@@ -149,8 +162,8 @@ fn bad_input_is_one_sentence() {
         stderr.contains("vocabulary of 256 tokens and the student 100"),
         "{stderr}"
     );
-    let short = tmp("distill", "short.txt", "too short");
-    let s = student_config();
+    let short = tmp("distill_bad", "short.txt", "too short");
+    let s = student_config("distill_bad");
     let (ok, _, stderr) = caracal(&[
         "distill",
         "--teacher",
