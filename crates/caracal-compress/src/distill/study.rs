@@ -151,16 +151,16 @@ impl DistillStudyConfig {
             hidden: 64,
             layers: 2,
         };
-        c.teacher_train.steps = 150;
+        c.teacher_train.steps = 300;
         c.teacher_train.seq_len = 64;
-        c.teacher_train.warmup = 15;
+        c.teacher_train.warmup = 30;
         c.student = Size {
             hidden: 32,
             layers: 1,
         };
-        c.student_train.steps = 80;
+        c.student_train.steps = 300;
         c.student_train.seq_len = 64;
-        c.student_train.warmup = 8;
+        c.student_train.warmup = 30;
         c.seeds = vec![1];
         c.eval_batches = 8;
         c
