@@ -7,6 +7,7 @@ pub mod kernels;
 #[cfg(feature = "cuda")]
 pub mod kernels_cuda;
 pub mod loglin;
+pub mod prefill;
 pub mod rank_serve;
 pub mod timing;
 pub mod train;
@@ -26,6 +27,8 @@ pub enum BenchCmd {
     RankServe(rank_serve::RankServeBenchArgs),
     /// One DPO step: chunked per-token log-probs vs the same loss on full logits.
     Align(align::AlignBenchArgs),
+    /// Prompt processing (prefill) throughput of several models side by side, last-position logits only.
+    Prefill(prefill::PrefillBenchArgs),
 }
 
 pub fn run(b: BenchCmd) -> anyhow::Result<()> {
@@ -36,5 +39,6 @@ pub fn run(b: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Train(a) => train::run(a),
         BenchCmd::RankServe(a) => rank_serve::run(a),
         BenchCmd::Align(a) => align::run(a),
+        BenchCmd::Prefill(a) => prefill::run(a),
     }
 }
